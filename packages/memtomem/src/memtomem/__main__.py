@@ -1,0 +1,3 @@
+from memtomem.cli import main
+
+main()

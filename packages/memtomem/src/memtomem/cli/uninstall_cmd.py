@@ -1,0 +1,292 @@
+"""`mm uninstall`: a thin shell. Options -> layout -> run -> render -> exit code."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from contextlib import ExitStack
+
+import click
+
+from memtomem.uninstall import render
+from memtomem.uninstall.errors import ExitCode, NotConfirmed, UninstallError
+from memtomem.uninstall.fsops import FsOps
+from memtomem.uninstall.journal import Journal, Staged
+from memtomem.uninstall.layout import build_layout
+from memtomem.uninstall.locks import Held, hold_run_lock, release_quietly
+from memtomem.uninstall.outcome import Outcome, Prepared, Status
+from memtomem.uninstall.probes import InUse
+from memtomem.uninstall.recipes import restore_commands
+from memtomem.uninstall.service import (
+    Options,
+    lock_for_wipe,
+    prepare,
+    recover_interrupted,
+    recovery_failure,
+)
+from memtomem.uninstall.signals import Deferred, deferred
+from memtomem.uninstall.transaction import StageFailed, Transaction
+from memtomem.uninstall.tree import Progress, Removal
+
+# The seam the test launcher swaps: every filesystem call goes through this object.
+make_fsops: Callable[[], FsOps] = FsOps
+PROGRESS_THRESHOLD_FILES = 20_000
+
+
+class _UninstallPartialError(UninstallError):
+    """The wipe failed after it started and everything was moved back: state as before."""
+
+    exit_code: int = ExitCode.ROLLED_BACK
+    status = Status.ROLLED_BACK.value
+
+    def __init__(self, failure: StageFailed, message: str | None = None):
+        self.failure = failure
+        self.signal = failure.signal
+        if message is None:
+            message = _failure_text(failure)
+        super().__init__(message, path=str(failure.path))
+        if failure.signal is not None:
+            self.exit_code = 128 + failure.signal
+        elif failure.cause is not None and failure.cause.errno == 18:  # EXDEV
+            self.exit_code = ExitCode.REFUSED
+
+    @classmethod
+    def rollback_failed(
+        cls, failure: StageFailed, journal: Journal, unrestored: tuple[Staged, ...]
+    ) -> _UninstallPartialError:
+        return _RollbackFailed(failure, journal, unrestored)
+
+
+class _RollbackFailed(_UninstallPartialError):
+    """Undoing failed too: nothing is deleted; print where each item is and how to move it."""
+
+    def __init__(self, failure: StageFailed, journal: Journal, unrestored: tuple[Staged, ...]):
+        super().__init__(
+            failure,
+            f"{_failure_text(failure)}; putting everything back failed "
+            f"for {len(unrestored)} item(s). Nothing was deleted.",
+        )
+        self.exit_code = ExitCode.ROLLBACK_INCOMPLETE
+        self.status = Status.ROLLBACK_INCOMPLETE.value
+        self.unrestored = unrestored
+        self.commands = restore_commands([s for _a, s in journal.stagings], unrestored)
+
+
+def _failure_text(failure: StageFailed) -> str:
+    if failure.signal is not None:
+        return f"interrupted by signal {failure.signal}; everything was put back"
+    cause = failure.cause
+    reason = (cause.strerror or str(cause)) if cause is not None else "unknown error"
+    return f"could not move {failure.path}: {reason}"
+
+
+def _delete_inventory(
+    fs: FsOps, prepared: Prepared, signals: Deferred, progress: Progress | None
+) -> Removal:
+    """Stage every non-kept group into `.uninstall-staging-<pid>` beside it, then delete the
+    staging dirs; on any failure move everything back and raise _UninstallPartialError."""
+    plan = prepared.plan
+    if not plan.moves:
+        removal = Removal()
+        if plan.remove_state_dir:
+            try:
+                fs.rmdir(prepared.layout.state_dir)
+            except OSError as exc:
+                removal.fail(str(prepared.layout.state_dir), exc.strerror or str(exc))
+        return removal
+    transaction = Transaction(fs, plan, interrupted=signals.pending)
+    try:
+        transaction.stage()
+    except StageFailed as failure:
+        unrestored = transaction.rollback()
+        if unrestored:
+            journal = transaction.journal
+            raise _UninstallPartialError.rollback_failed(failure, journal, unrestored) from None
+        raise _UninstallPartialError(failure) from None
+    return transaction.commit(stop=signals.stopping, progress=progress)
+
+
+@click.command("uninstall")
+@click.option("--keep-config", is_flag=True, help="Keep config.json, config.d/ and backups.")
+@click.option(
+    "--keep-data",
+    is_flag=True,
+    help="Keep the database, memories/, agents/, skills/ and commands/.",
+)
+@click.option(
+    "--force", is_flag=True, help="Proceed past heuristic in-use evidence (never past a held lock)."
+)
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--dry-run", is_flag=True, help="Show what would happen; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (see README).")
+def uninstall(
+    keep_config: bool, keep_data: bool, force: bool, yes: bool, dry_run: bool, as_json: bool
+) -> None:
+    """Remove memtomem's local state: database, memories, config, uploads and runtime files."""
+    options = Options(keep_config=keep_config, keep_data=keep_data, force=force, dry_run=dry_run)
+    outcome = run(options, yes=yes, as_json=as_json)
+    click.echo(
+        render.json_text(outcome) if as_json else render.text(outcome),
+        nl=False,
+        err=not as_json and outcome.exit_code not in (0, 1),
+    )
+    sys.exit(int(outcome.exit_code))
+
+
+def run(options: Options, *, yes: bool, as_json: bool) -> Outcome:
+    fs = make_fsops()
+    env = dict(os.environ)
+    layout = build_layout(fs, env)
+    held = Held()
+    with ExitStack() as stack, deferred() as signals:
+        stack.callback(release_quietly, fs, held)
+        try:
+            held.fds += hold_run_lock(fs, layout.home).fds
+            recovery = recover_interrupted(
+                fs, layout, dry_run=options.dry_run, stop=signals.stopping
+            )
+            stopped = recovery_failure(layout, recovery)
+            if stopped is not None:
+                return stopped
+            prepared = prepare(fs, layout, options, recovery, env)
+        except UninstallError as error:
+            return _refusal(error, layout, locals().get("recovery"))
+        warnings = prepared.warnings
+        if options.dry_run:
+            return Outcome(
+                Status.DRY_RUN,
+                ExitCode.REMOVED,
+                prepared=prepared,
+                layout=layout,
+                recovery=recovery,
+                warnings=warnings,
+            )
+        if not prepared.has_work:
+            return Outcome(
+                Status.NOTHING,
+                ExitCode.REMOVED,
+                "Nothing to remove.",
+                prepared=prepared,
+                layout=layout,
+                recovery=recovery,
+                warnings=warnings,
+            )
+        try:
+            _confirm(prepared, yes=yes, as_json=as_json)
+            lock_for_wipe(fs, prepared, held, options)
+            removal = _delete_inventory(fs, prepared, signals, _progress(prepared, as_json, stack))
+        except _RollbackFailed as error:
+            return Outcome(
+                Status.ROLLBACK_INCOMPLETE,
+                error.exit_code,
+                error.message,
+                prepared=prepared,
+                layout=layout,
+                recovery=recovery,
+                restore=tuple(error.commands),
+                unrestored=tuple((m.dst, m.src) for m in error.unrestored),
+            )
+        except _UninstallPartialError as error:
+            status = Status.INTERRUPTED if error.signal else Status.ROLLED_BACK
+            if error.exit_code == ExitCode.REFUSED:
+                status = Status.REFUSED
+            return Outcome(
+                status,
+                error.exit_code,
+                error.message,
+                prepared=prepared,
+                layout=layout,
+                recovery=recovery,
+                path=error.path,
+            )
+        except UninstallError as error:
+            return _refusal(error, layout, recovery, prepared)
+        return _removed(prepared, removal, signals.pending(), recovery)
+
+
+def _removed(prepared: Prepared, removal: Removal, signal: int | None, recovery: object) -> Outcome:
+    common = dict(
+        prepared=prepared,
+        layout=prepared.layout,
+        removed_files=removal.files,
+        removed_bytes=removal.bytes,
+        leftovers=tuple(removal.errors),
+        leftover_count=removal.error_count,
+    )
+    assert recovery is None or hasattr(recovery, "runs")
+    if removal.stopped and signal is not None:
+        return Outcome(
+            Status.INTERRUPTED,
+            128 + signal,
+            f"interrupted by signal {signal} while deleting; run mm uninstall again to finish.",
+            recovery=recovery,
+            **common,
+        )  # type: ignore[arg-type]
+    if removal.error_count:
+        return Outcome(
+            Status.LEFTOVER,
+            ExitCode.LEFTOVER,
+            f"Removed memtomem's state, but {removal.error_count} item(s) could not be "
+            "deleted; fix the cause below, then run mm uninstall again to finish.",
+            recovery=recovery,
+            **common,
+        )  # type: ignore[arg-type]
+    code = 128 + signal if signal is not None else ExitCode.REMOVED
+    return Outcome(
+        Status.REMOVED,
+        code,
+        f"Removed {removal.files} files ({render.size(removal.bytes)}).",
+        recovery=recovery,
+        **common,
+    )  # type: ignore[arg-type]
+
+
+def _refusal(
+    error: UninstallError, layout: object, recovery: object, prepared: Prepared | None = None
+) -> Outcome:
+    findings = error.findings if isinstance(error, InUse) else ()
+    status = Status.DECLINED if isinstance(error, NotConfirmed) else Status.REFUSED
+    return Outcome(
+        status,
+        error.exit_code,
+        error.message,
+        prepared=prepared,
+        layout=layout,
+        findings=findings,
+        recovery=recovery,  # type: ignore[arg-type]
+        path=error.path,
+        hint=error.hint,
+    )
+
+
+def _confirm(prepared: Prepared, *, yes: bool, as_json: bool) -> None:
+    if not as_json:
+        click.echo("\n".join(render.preview(prepared)))
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise NotConfirmed(
+            "no terminal to confirm on; run again with -y to remove without "
+            "asking. Nothing was changed."
+        )
+    if not click.confirm("Remove it?", default=False, err=True):
+        raise NotConfirmed("Not confirmed. Nothing was changed.")
+
+
+def _progress(prepared: Prepared, as_json: bool, stack: ExitStack) -> Progress | None:
+    if as_json or prepared.plan.files < PROGRESS_THRESHOLD_FILES or not sys.stderr.isatty():
+        return None
+    bar = stack.enter_context(
+        click.progressbar(
+            length=prepared.plan.files, label="Deleting", file=sys.stderr, show_pos=True
+        )
+    )
+    done = [0]
+
+    def update(files: int, size: int) -> None:
+        bar.label = f"Deleting ({render.size(size)})"
+        bar.update(files - done[0])
+        done[0] = files
+
+    return update

@@ -1,0 +1,1 @@
+"""The transactional removal of memtomem's local state (`mm uninstall`)."""

@@ -1,0 +1,76 @@
+"""Where the database is: memtomem's config chain, read without ever stopping on bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from memtomem.uninstall.display import show
+from memtomem.uninstall.fsops import FsOps
+
+ENV_DB_PATH = "MEMTOMEM_STORAGE__SQLITE_PATH"
+
+
+def resolve_db_path(
+    fs: FsOps, state_dir: Path, default: Path, home: Path, cwd: Path, env: Mapping[str, str]
+) -> tuple[Path, str, list[str]]:
+    """Apply default < config.json < config.d/*.json (sorted) < environment; later wins."""
+    path, source = default, "default"
+    warnings: list[str] = []
+    for file in [state_dir / "config.json", *_fragments(fs, state_dir / "config.d", warnings)]:
+        value = _sqlite_path_in(fs, file, home, warnings)
+        if value is not None:
+            path, source = _absolute(value, home, cwd), show(file, home)
+    if env.get(ENV_DB_PATH):
+        path, source = _absolute(env[ENV_DB_PATH], home, cwd), ENV_DB_PATH
+    return path, source, warnings
+
+
+def _fragments(fs: FsOps, directory: Path, warnings: list[str]) -> list[Path]:
+    try:
+        with fs.scandir(directory) as entries:
+            names = sorted(e.name for e in entries if e.name.endswith(".json"))
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        warnings.append(f"could not read {show(directory, None)}: {exc.strerror}")
+        return []
+    return [directory / name for name in names]
+
+
+def _sqlite_path_in(fs: FsOps, file: Path, home: Path, warnings: list[str]) -> str | None:
+    try:
+        raw = fs.read_bytes(file)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        warnings.append(_fallback(file, home, exc.strerror or str(exc)))
+        return None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        reason = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else "not valid JSON"
+        warnings.append(_fallback(file, home, reason))
+        return None
+    storage = data.get("storage") if isinstance(data, dict) else None
+    value = storage.get("sqlite_path") if isinstance(storage, dict) else None
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        warnings.append(_fallback(file, home, "storage.sqlite_path is not a path"))
+        return None
+    return value
+
+
+def _fallback(file: Path, home: Path, reason: str) -> str:
+    return f"ignored {show(file, home)} ({reason}); its database path setting was not used"
+
+
+def _absolute(value: str, home: Path, cwd: Path) -> Path:
+    if value == "~" or value.startswith("~/"):
+        expanded = str(home) + value[1:]
+    else:
+        expanded = os.path.expanduser(value)
+    return Path(os.path.normpath(os.path.join(cwd, expanded)))

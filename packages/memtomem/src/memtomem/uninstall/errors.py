@@ -1,0 +1,40 @@
+"""One exception base for expected failures; the exit code lives on the class."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    REMOVED = 0
+    DECLINED = 1
+    REFUSED = 2
+    ROLLED_BACK = 3
+    ROLLBACK_INCOMPLETE = 4
+    LEFTOVER = 5
+
+
+class UninstallError(Exception):
+    """An expected failure: rendered as one clear message, never as a traceback."""
+
+    exit_code: int = ExitCode.REFUSED
+    status: str = "refused"
+
+    def __init__(self, message: str, *, path: str | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.hint = hint
+
+
+class Refused(UninstallError):
+    """Nothing was changed: the store is in use, a layout is unsafe, or input is bad."""
+
+
+class CrossDevice(Refused):
+    """An entry lives on another filesystem than its anchor: no atomic move exists."""
+
+
+class NotConfirmed(UninstallError):
+    exit_code = ExitCode.DECLINED
+    status = "declined"

@@ -1,0 +1,151 @@
+"""The filesystem seam: every call of inventory, wipe and recovery goes through FsOps.
+
+Tests subclass it and override `before`/`after` to inject faults or kill the process at
+an exact operation; the shipped object does nothing extra.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import Protocol, TypeVar
+
+from memtomem.uninstall import system
+
+T = TypeVar("T")
+PathArg = str | os.PathLike[str]
+
+
+class Listing(Protocol):
+    """What os.scandir returns: an iterator of entries that is also a context manager."""
+
+    def __iter__(self) -> Iterator[os.DirEntry[str]]: ...
+    def __next__(self) -> os.DirEntry[str]: ...
+    def __enter__(self) -> Listing: ...
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+    def close(self) -> None: ...
+
+
+class FsOps:
+    """Filesystem verbs with transient-failure retry. Never follows links."""
+
+    def __init__(self, *, retry_seconds: float = 2.0) -> None:
+        self.retry_seconds = retry_seconds
+
+    # Overridable seam: called around every operation with its name and target.
+    def before(self, op: str, target: str) -> None:
+        """Called before operation `op` on `target`."""
+
+    def after(self, op: str, target: str) -> None:
+        """Called after operation `op` on `target` succeeded."""
+
+    def _call(self, op: str, target: str, func: Callable[[], T]) -> T:
+        self.before(op, target)
+        result = func()
+        self.after(op, target)
+        return result
+
+    def _retrying(self, op: str, target: str, func: Callable[[], T]) -> T:
+        deadline = time.monotonic() + self.retry_seconds
+        delay = 0.01
+        while True:
+            try:
+                return self._call(op, target, func)
+            except OSError as exc:
+                if not system.is_transient(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.25)
+
+    # Reads.
+    def lstat(self, path: PathArg, *, dir_fd: int | None = None) -> os.stat_result:
+        p = os.fspath(path)
+        return self._call("lstat", p, lambda: os.lstat(p, dir_fd=dir_fd))
+
+    def scandir(self, path: PathArg | int) -> Listing:
+        target = str(path) if isinstance(path, int) else os.fspath(path)
+        arg: str | int = path if isinstance(path, int) else os.fspath(path)
+        return self._call("scandir", target, lambda: os.scandir(arg))
+
+    def read_bytes(self, path: PathArg, limit: int = 1 << 20) -> bytes:
+        p = os.fspath(path)
+
+        def read() -> bytes:
+            fd = os.open(p, system.O_READ_PROBE | system.O_BINARY)
+            try:
+                return os.read(fd, limit)
+            finally:
+                os.close(fd)
+
+        return self._call("read", p, read)
+
+    def open_dir(self, path: PathArg, *, dir_fd: int | None = None) -> int:
+        p = os.fspath(path)
+        flags = os.O_RDONLY | system.O_DIRECTORY | system.O_NOFOLLOW
+        return self._call("open", p, lambda: os.open(p, flags, dir_fd=dir_fd))
+
+    # Writes.
+    def replace(self, src: PathArg, dst: PathArg) -> None:
+        s, d = os.fspath(src), os.fspath(dst)
+        self._retrying("replace", f"{s} -> {d}", lambda: os.replace(s, d))
+
+    def mkdir(self, path: PathArg, mode: int = 0o700) -> None:
+        p = os.fspath(path)
+        self._call("mkdir", p, lambda: os.mkdir(p, mode))
+
+    def chmod(self, path: PathArg, mode: int) -> None:
+        p = os.fspath(path)
+        self._call("chmod", p, lambda: os.chmod(p, mode, follow_symlinks=False))
+
+    def unlink(self, path: PathArg, *, dir_fd: int | None = None) -> None:
+        p = os.fspath(path)
+        self._retrying("unlink", p, lambda: os.unlink(p, dir_fd=dir_fd))
+
+    def rmdir(self, path: PathArg, *, dir_fd: int | None = None) -> None:
+        p = os.fspath(path)
+        self._retrying("rmdir", p, lambda: os.rmdir(p, dir_fd=dir_fd))
+
+    def write_file(self, path: PathArg, data: bytes, mode: int = 0o600) -> None:
+        """Create `path` exclusively, write `data` and fsync it."""
+        p = os.fspath(path)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | system.O_NOFOLLOW | system.O_BINARY
+        fd = self._call("create", p, lambda: os.open(p, flags, mode))
+        try:
+            self._call("write", p, lambda: _write_all(fd, data))
+            self._call("fsync", p, lambda: os.fsync(fd))
+        finally:
+            os.close(fd)
+
+    def fsync_dir(self, path: PathArg) -> None:
+        """Make a directory's entries durable (a no-op where directories cannot be synced)."""
+        if system.IS_WINDOWS:  # pragma: no cover
+            return
+        p = os.fspath(path)
+
+        def sync() -> None:
+            fd = os.open(p, os.O_RDONLY | system.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+        self._call("fsync", p, sync)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def stat_entry(fs: FsOps, entry: os.DirEntry[str]) -> os.stat_result:
+    """lstat a directory entry through the seam (DirEntry caches the answer)."""
+    return fs._call("lstat", entry.path, lambda: entry.stat(follow_symlinks=False))

@@ -1,0 +1,99 @@
+"""Editor integrations that name memtomem (reported, never modified), and the install
+context that decides how to remove the program itself."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from memtomem.uninstall.display import quote
+from memtomem.uninstall.fsops import FsOps
+
+_JSON_FILES = (
+    ".claude.json",
+    ".cursor/mcp.json",
+    ".codeium/windsurf/mcp_config.json",
+    ".gemini/settings.json",
+    ".gemini/antigravity-cli/mcp_config.json",
+    ".kimi/mcp.json",
+    ".kimi-code/mcp.json",
+)
+
+
+@dataclass(frozen=True)
+class Integration:
+    path: Path
+    where: str
+
+
+def candidates(home: Path, cwd: Path, env: Mapping[str, str]) -> list[Path]:
+    files = [home / rel for rel in _JSON_FILES]
+    if sys.platform == "darwin":  # pragma: no cover
+        files.append(home / "Library/Application Support/Claude/claude_desktop_config.json")
+    elif sys.platform == "win32":  # pragma: no cover
+        files.append(Path(env.get("APPDATA", home)) / "Claude/claude_desktop_config.json")
+    else:
+        files.append(home / ".config/Claude/claude_desktop_config.json")
+    files.append(cwd / ".mcp.json")
+    return files
+
+
+def find(fs: FsOps, home: Path, cwd: Path, env: Mapping[str, str]) -> tuple[Integration, ...]:
+    found: list[Integration] = []
+    for path in candidates(home, cwd, env):
+        doc = _load(fs, path, toml=False)
+        found.extend(Integration(path, where) for where in _json_entries(doc))
+    toml_doc = _load(fs, home / ".codex/config.toml", toml=True)
+    servers = toml_doc.get("mcp_servers") if isinstance(toml_doc, dict) else None
+    if isinstance(servers, dict) and "memtomem" in servers:
+        found.append(Integration(home / ".codex/config.toml", "mcp_servers.memtomem"))
+    return tuple(found)
+
+
+def _load(fs: FsOps, path: Path, *, toml: bool) -> Any:
+    try:
+        raw = fs.read_bytes(path, limit=16 << 20)
+        return tomllib.loads(raw.decode("utf-8")) if toml else json.loads(raw)
+    except (OSError, ValueError):
+        return None
+
+
+def _json_entries(doc: Any) -> list[str]:
+    if not isinstance(doc, dict):
+        return []
+    found = []
+    servers = doc.get("mcpServers")
+    if isinstance(servers, dict) and "memtomem" in servers:
+        found.append("mcpServers.memtomem")
+    projects = doc.get("projects")
+    if isinstance(projects, dict):
+        for name, project in projects.items():
+            nested = project.get("mcpServers") if isinstance(project, dict) else None
+            if isinstance(nested, dict) and "memtomem" in nested:
+                found.append(f"projects[{json.dumps(name)}].mcpServers.memtomem")
+    return found
+
+
+def removal_hint(prefix: str = sys.prefix, base_prefix: str = sys.base_prefix) -> str:
+    """The command that removes the memtomem program for the detected install context."""
+    parts = Path(prefix).parts
+    text = prefix.replace("\\", "/")
+    if "/uv/tools/memtomem" in text:
+        return "uv tool uninstall memtomem"
+    if "/uv/archive-v" in text or "/.cache/uv/" in text:
+        return "nothing to remove: uvx runs memtomem from uv's cache"
+    if "pipx" in parts and "venvs" in parts:
+        return "pipx uninstall memtomem"
+    if prefix != base_prefix:
+        return (
+            f"uv pip uninstall --python {quote(prefix)} memtomem  "
+            f"(or remove the virtual environment {quote(prefix)})"
+        )
+    if prefix:
+        return f"{quote(sys.executable)} -m pip uninstall memtomem"
+    return "run `pip show memtomem` to see where memtomem is installed"  # pragma: no cover

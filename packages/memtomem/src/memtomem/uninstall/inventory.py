@@ -1,0 +1,219 @@
+"""What exists: a streaming, no-follow scan of every anchor into entries with totals."""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from memtomem.uninstall import runtime, system
+from memtomem.uninstall.display import show
+from memtomem.uninstall.errors import Refused
+from memtomem.uninstall.fsops import FsOps, stat_entry
+from memtomem.uninstall.groups import Group, classify, is_database_name
+from memtomem.uninstall.layout import DEFAULT_DB_NAME, Layout
+from memtomem.uninstall.tree import measure
+
+
+class Role(Enum):
+    """What a runtime file means to liveness probes."""
+
+    PLAIN = "plain"
+    PID_FILE = "pid-file"
+    WEB_PID = "web-pid"
+    SENTINEL = "sentinel"
+    PRESENCE = "presence"
+    FOREIGN_PRESENCE = "foreign-presence"
+
+
+@dataclass(frozen=True)
+class Entry:
+    group: Group
+    path: Path
+    anchor: Path
+    kind: str
+    dev: int
+    files: int
+    bytes: int
+    role: Role = Role.PLAIN
+
+
+@dataclass(frozen=True)
+class Stray:
+    """An entry in the state dir that is not memtomem's: reported, never touched."""
+
+    path: Path
+    kind: str
+
+
+@dataclass(frozen=True)
+class Anchor:
+    path: Path
+    dev: int
+
+
+@dataclass(frozen=True)
+class Inventory:
+    layout: Layout
+    anchors: tuple[Anchor, ...]
+    entries: tuple[Entry, ...]
+    unknown: tuple[Stray, ...]
+    barrier: Path | None
+
+
+def kind_of(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "dir"
+    if stat.S_ISLNK(mode):
+        return "link"
+    return "file" if stat.S_ISREG(mode) else "other"
+
+
+def scan(fs: FsOps, layout: Layout) -> Inventory:
+    """Find every entry of ours in the state dir, the DB's dir and the runtime dirs."""
+    _check_database_path(fs, layout)
+    anchors: list[Anchor] = []
+    entries: list[Entry] = []
+    unknown: list[Stray] = []
+    db_paths = (layout.db_path, layout.state_dir / DEFAULT_DB_NAME)
+    state = _lstat(fs, layout.state_dir)
+    if state is not None:
+        if not stat.S_ISDIR(state.st_mode):
+            what = "a symbolic link" if stat.S_ISLNK(state.st_mode) else "not a directory"
+            raise Refused(
+                f"{show(layout.state_dir, layout.home)} is {what}; mm uninstall never follows "
+                "links. Remove or move it yourself.",
+                path=str(layout.state_dir),
+            )
+        anchors.append(Anchor(layout.state_dir, state.st_dev))
+        for entry in fs.scandir(layout.state_dir):
+            found = _measured(fs, entry, layout.state_dir, classify(entry.name, db_paths))
+            if found.group is not None:
+                entries.append(_as_entry(found))
+            else:
+                unknown.append(Stray(found.path, kind_of(found.st.st_mode)))
+    if layout.db_dir != layout.state_dir:
+        _scan_db_dir(fs, layout, anchors, entries)
+    barrier = None
+    for directory in layout.runtime_dirs:
+        if _scan_runtime_dir(fs, layout, directory, anchors, entries) and barrier is None:
+            barrier = directory / "lifecycle.lock"
+    return Inventory(layout, tuple(anchors), tuple(entries), tuple(unknown), barrier)
+
+
+@dataclass(frozen=True)
+class _Found:
+    path: Path
+    anchor: Path
+    group: Group | None
+    st: os.stat_result
+    files: int
+    bytes: int
+
+
+def _measured(fs: FsOps, entry: os.DirEntry[str], anchor: Path, group: Group | None) -> _Found:
+    st = stat_entry(fs, entry)
+    if group is None:
+        return _Found(Path(entry.path), anchor, None, st, 0, 0)
+    totals = measure(fs, entry.path, st)
+    return _Found(Path(entry.path), anchor, group, st, totals.files, totals.bytes)
+
+
+def _as_entry(found: _Found, role: Role = Role.PLAIN) -> Entry:
+    assert found.group is not None
+    return Entry(
+        found.group,
+        found.path,
+        found.anchor,
+        kind_of(found.st.st_mode),
+        found.st.st_dev,
+        found.files,
+        found.bytes,
+        role,
+    )
+
+
+def _lstat(fs: FsOps, path: Path) -> os.stat_result | None:
+    try:
+        return fs.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _check_database_path(fs: FsOps, layout: Layout) -> None:
+    st = _lstat(fs, layout.db_path)
+    where = f"storage.sqlite_path (from {layout.db_source})"
+    shown = show(layout.db_path, layout.home)
+    if st is None or stat.S_ISLNK(st.st_mode):
+        return
+    if not stat.S_ISREG(st.st_mode):
+        raise Refused(
+            f"{where} points at {shown}, which is not a database file; correct the setting "
+            "and run mm uninstall again.",
+            path=str(layout.db_path),
+        )
+    if not system.IS_WINDOWS and st.st_uid != system.euid():
+        raise Refused(
+            f"{where} points at {shown}, owned by uid {st.st_uid}, not by you; correct the "
+            "setting or run mm uninstall as that user.",
+            path=str(layout.db_path),
+        )
+
+
+def _scan_db_dir(fs: FsOps, layout: Layout, anchors: list[Anchor], entries: list[Entry]) -> None:
+    st = _lstat(fs, layout.db_dir)
+    if st is None or not stat.S_ISDIR(st.st_mode):
+        return
+    anchors.append(Anchor(layout.db_dir, st.st_dev))
+    with fs.scandir(layout.db_dir) as listing:
+        for entry in listing:
+            if is_database_name(entry.name, layout.db_path):
+                found = _measured(fs, entry, layout.db_dir, Group.DATABASE)
+                entries.append(_as_entry(found))
+
+
+def _scan_runtime_dir(
+    fs: FsOps, layout: Layout, directory: Path, anchors: list[Anchor], entries: list[Entry]
+) -> bool:
+    st = _lstat(fs, directory)
+    if st is None:
+        return False
+    reason = runtime.distrust(st)
+    if reason is not None:
+        raise Refused(
+            f"runtime directory {show(directory, layout.home)} {reason}; memtomem only trusts a "
+            "private directory you own. Inspect it and remove it yourself.",
+            path=str(directory),
+        )
+    anchors.append(Anchor(directory, st.st_dev))
+    digest = layout.store_digest
+    roles = {f"server-{digest}.pid": Role.PID_FILE, "server.pid": Role.PID_FILE}
+    roles["web.pid"] = Role.WEB_PID
+    with fs.scandir(directory) as listing:
+        for entry in listing:
+            role = roles.get(entry.name)
+            if role is not None:
+                found = _measured(fs, entry, directory, Group.RUNTIME)
+                entries.append(_as_entry(found, role=role))
+            elif entry.name in ("instances", "presence") and entry.is_dir(follow_symlinks=False):
+                _scan_sentinels(fs, Path(entry.path), directory, digest, entries)
+    return True
+
+
+def _scan_sentinels(
+    fs: FsOps, folder: Path, anchor: Path, digest: str, entries: list[Entry]
+) -> None:
+    with fs.scandir(folder) as listing:
+        for entry in listing:
+            if not entry.name.endswith(".lock") or entry.is_dir(follow_symlinks=False):
+                continue
+            if folder.name == "instances":
+                role = Role.SENTINEL
+            else:
+                fields = entry.name.split("-")
+                ours = len(fields) >= 3 and fields[2] == digest
+                role = Role.PRESENCE if ours else Role.FOREIGN_PRESENCE
+            found = _measured(fs, entry, anchor, Group.RUNTIME)
+            entries.append(_as_entry(found, role=role))

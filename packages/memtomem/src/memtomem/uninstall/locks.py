@@ -1,0 +1,95 @@
+"""The locks an uninstall takes: one run at a time, and the servers' lifecycle barrier."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from memtomem.uninstall import system
+from memtomem.uninstall.display import show
+from memtomem.uninstall.errors import Refused
+from memtomem.uninstall.fsops import FsOps
+
+
+class AnotherRun(Refused):
+    """Another `mm uninstall` holds the run lock."""
+
+
+@dataclass
+class Held:
+    fds: list[int] = field(default_factory=list)
+    created: list[Path] = field(default_factory=list)
+
+    def release(self, fs: FsOps) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.fds.clear()
+        for path in reversed(self.created):
+            try:
+                if stat.S_ISDIR(fs.lstat(path).st_mode):
+                    fs.rmdir(path)
+                else:
+                    fs.unlink(path)
+            except OSError:
+                pass
+        self.created.clear()
+
+
+def hold_run_lock(fs: FsOps, home: Path) -> Held:
+    """Lock the home directory itself (a flock on its fd): no file is created, and the
+    kernel drops the lock when the process dies, so a crashed run is no obstacle."""
+    held = Held()
+    try:
+        fd = fs.open_dir(home)
+    except OSError:
+        return held
+    try:
+        taken = system.try_flock(fd, exclusive=True)
+    except OSError:
+        taken = True  # a filesystem without flock: nothing to coordinate with
+    if not taken:
+        pid = system.flock_holder(os.fstat(fd))
+        os.close(fd)
+        who = f" (pid {pid})" if pid else ""
+        raise AnotherRun(
+            f"another mm uninstall{who} is running for {show(home, None)}; wait for it to "
+            "finish, then run mm uninstall again.",
+            path=str(home),
+        )
+    held.fds.append(fd)
+    return held
+
+
+def hold_barrier(fs: FsOps, held: Held, barrier: Path, home: Path) -> None:
+    """Take the lifecycle barrier exclusively, creating it as a server would if missing."""
+    directory = barrier.parent
+    try:
+        fs.lstat(directory)
+    except FileNotFoundError:
+        fs.mkdir(directory, 0o700)
+        held.created.append(directory)
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | system.O_NOFOLLOW
+    try:
+        fd = fs._call("create", str(barrier), lambda: os.open(barrier, flags, 0o644))
+        held.created.append(barrier)
+    except FileExistsError:
+        readonly = os.O_RDONLY | system.O_NOFOLLOW
+        fd = fs._call("open", str(barrier), lambda: os.open(barrier, readonly))
+    if not system.try_flock(fd, exclusive=True):
+        pid = system.flock_holder(os.fstat(fd))
+        os.close(fd)
+        who = f" (pid {pid})" if pid else ""
+        raise Refused(
+            f"a memtomem server{who} holds the lifecycle barrier {show(barrier, home)}; stop it"
+            f"{f' (for example `kill {pid}`)' if pid else ''}, then run mm uninstall again.",
+            path=str(barrier),
+        )
+    held.fds.append(fd)
+
+
+def release_quietly(fs: FsOps, held: Held) -> None:
+    with contextlib.suppress(OSError):
+        held.release(fs)

@@ -1,0 +1,112 @@
+"""Pure: (Inventory, liveness, keep flags) -> Plan. No I/O; table-tested."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from memtomem.uninstall.display import show
+from memtomem.uninstall.errors import CrossDevice
+from memtomem.uninstall.groups import Group, is_kept
+from memtomem.uninstall.inventory import Entry, Inventory
+
+_ORDER = {group: index for index, group in enumerate(Group)}
+
+
+@dataclass(frozen=True)
+class Move:
+    group: Group
+    src: Path
+    anchor: Path
+
+    @property
+    def rel(self) -> str:
+        return str(self.src.relative_to(self.anchor))
+
+
+@dataclass(frozen=True)
+class Row:
+    """One report row: a group's main path, its totals, and whether it is kept."""
+
+    group: Group
+    path: Path
+    entries: int
+    files: int
+    bytes: int
+    kept: bool
+
+
+@dataclass(frozen=True)
+class Plan:
+    moves: tuple[Move, ...]
+    rows: tuple[Row, ...]
+    anchors: tuple[Path, ...]
+    remove_state_dir: bool
+    keep_config: bool
+    keep_data: bool
+
+    @property
+    def files(self) -> int:
+        return sum(r.files for r in self.rows if not r.kept)
+
+    @property
+    def bytes(self) -> int:
+        return sum(r.bytes for r in self.rows if not r.kept)
+
+
+def build_plan(
+    inventory: Inventory,
+    *,
+    keep_config: bool,
+    keep_data: bool,
+    held: frozenset[Path] = frozenset(),
+) -> Plan:
+    """Decide what moves where. Raises CrossDevice before anything could move."""
+    devices = {a.path: a.dev for a in inventory.anchors}
+    home = inventory.layout.home
+    ordered = sorted(inventory.entries, key=lambda e: (_ORDER[e.group], str(e.path)))
+    moves: list[Move] = []
+    kept_any_in_state = False
+    by_group: dict[Group, list[Entry]] = {}
+    for entry in ordered:
+        if entry.path in held:
+            continue
+        by_group.setdefault(entry.group, []).append(entry)
+        if is_kept(entry.group, keep_config=keep_config, keep_data=keep_data):
+            kept_any_in_state |= entry.anchor == inventory.layout.state_dir
+            continue
+        if entry.dev != devices[entry.anchor]:
+            raise CrossDevice(
+                f"{show(entry.path, home)} is on another filesystem than "
+                f"{show(entry.anchor, home)}; it cannot be moved atomically, so nothing was "
+                "changed. Move it back onto the same filesystem or remove it yourself.",
+                path=str(entry.path),
+            )
+        moves.append(Move(entry.group, entry.path, entry.anchor))
+    rows = tuple(_row(group, items, keep_config, keep_data) for group, items in by_group.items())
+    anchors = tuple(dict.fromkeys(_primary_first(moves, inventory.layout.state_dir)))
+    state_dir_present = any(a.path == inventory.layout.state_dir for a in inventory.anchors)
+    held_in_state = any(p.parent == inventory.layout.state_dir for p in held)
+    remove_state_dir = (
+        state_dir_present and not inventory.unknown and not kept_any_in_state and not held_in_state
+    )
+    return Plan(tuple(moves), rows, anchors, remove_state_dir, keep_config, keep_data)
+
+
+def _primary_first(moves: list[Move], state_dir: Path) -> list[Path]:
+    anchors = [m.anchor for m in moves]
+    return sorted(anchors, key=lambda a: a != state_dir)
+
+
+def _row(group: Group, items: list[Entry], keep_config: bool, keep_data: bool) -> Row:
+    main = next(
+        (e for e in items if e.kind == "dir" or e.path.name.endswith((".db", ".json"))), items[0]
+    )
+    return Row(
+        group,
+        main.path,
+        len(items),
+        sum(e.files for e in items),
+        sum(e.bytes for e in items),
+        is_kept(group, keep_config=keep_config, keep_data=keep_data),
+    )

@@ -1,0 +1,219 @@
+"""Liveness: who is using the store. Probing takes no lock it keeps and writes no byte."""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from memtomem.uninstall import system
+from memtomem.uninstall.display import escape, show
+from memtomem.uninstall.errors import Refused
+from memtomem.uninstall.fsops import FsOps
+from memtomem.uninstall.inventory import Inventory, Role
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_LOCK_BYTES = 0x40000000  # SQLite's PENDING, RESERVED and SHARED bytes start here
+_WAL_WRITE, _WAL_DMS = 120, 128  # write lock and per-connection lock in the -shm file
+
+
+@dataclass(frozen=True)
+class Finding:
+    path: Path
+    what: str
+    hint: str
+    pid: int | None
+    forceable: bool
+    blocks: bool = True
+
+
+@dataclass(frozen=True)
+class Liveness:
+    findings: tuple[Finding, ...]
+
+    @property
+    def held(self) -> frozenset[Path]:
+        return frozenset(f.path for f in self.findings if not f.forceable)
+
+    def blocking(self, *, force: bool) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.blocks and not (force and f.forceable))
+
+
+class InUse(Refused):
+    """The store is in use; each finding names the process or path and how to stop it."""
+
+    def __init__(self, findings: tuple[Finding, ...]):
+        first = findings[0]
+        super().__init__(first.what, path=str(first.path), hint=first.hint)
+        self.findings = findings
+
+
+def probe(fs: FsOps, inventory: Inventory, *, barrier: bool = True) -> Liveness:
+    """Check every lock and marker of the store. `barrier=False` when we hold it ourselves."""
+    home = inventory.layout.home
+    findings: list[Finding] = []
+    if barrier and inventory.barrier is not None:
+        found = _probe_barrier(fs, inventory.barrier, home)
+        if found is not None:
+            findings.append(found)
+    for entry in inventory.entries:
+        role = Role.PID_FILE if entry.path.name == ".server.pid" else entry.role
+        if role is not Role.PLAIN and entry.kind == "file":
+            found = _probe_runtime_file(fs, entry.path, role, home)
+            if found is not None:
+                findings.append(found)
+    findings.extend(_probe_database(fs, inventory.layout.db_path, home))
+    return Liveness(tuple(findings))
+
+
+def _open(fs: FsOps, path: Path) -> int | None:
+    try:
+        return fs._call("open", str(path), lambda: os.open(path, system.O_READ_PROBE))
+    except OSError:
+        return None
+
+
+def _probe_barrier(fs: FsOps, path: Path, home: Path) -> Finding | None:
+    fd = _open(fs, path)
+    if fd is None:
+        return None
+    try:
+        if not system.flock_held(fd):
+            return None
+        pid = system.flock_holder(os.fstat(fd))
+    finally:
+        os.close(fd)
+    return Finding(
+        path,
+        f"a memtomem server {_process(pid)}holds the lifecycle barrier {show(path, home)}",
+        _stop_hint(pid),
+        pid,
+        forceable=False,
+    )
+
+
+def _probe_runtime_file(fs: FsOps, path: Path, role: Role, home: Path) -> Finding | None:
+    fd = _open(fs, path)
+    if fd is None:
+        return None
+    try:
+        held = system.flock_held(fd)
+        holder = system.flock_holder(os.fstat(fd)) if held else None
+        body = os.read(fd, 256) if role in (Role.PID_FILE, Role.WEB_PID) else b""
+    finally:
+        os.close(fd)
+    pid = holder or _pid_in(path, body)
+    shown = show(path, home)
+    if held:
+        return _held_finding(path, role, pid, shown)
+    if role in (Role.PID_FILE, Role.WEB_PID) and pid and _looks_like_memtomem(pid):
+        return Finding(
+            path,
+            f"pid file {shown} names a running process {_process(pid)}but is not locked",
+            f"{_stop_hint(pid)} If that process is not memtomem, pass --force.",
+            pid,
+            forceable=True,
+        )
+    return None
+
+
+def _held_finding(path: Path, role: Role, pid: int | None, shown: str) -> Finding:
+    who = _process(pid)
+    if role is Role.WEB_PID:
+        return Finding(
+            path,
+            f"mm web {who}is running ({shown} is locked)",
+            f"Stop it with `mm web stop`{_kill(pid)}.",
+            pid,
+            forceable=False,
+        )
+    if role is Role.FOREIGN_PRESENCE:
+        return Finding(
+            path,
+            f"a memtomem server {who}for another store is running ({shown})",
+            "It is left alone.",
+            pid,
+            forceable=False,
+            blocks=False,
+        )
+    what = {
+        Role.PID_FILE: "is running for this store",
+        Role.SENTINEL: "has a store open",
+        Role.PRESENCE: "is starting or running for this store",
+    }[role]
+    return Finding(
+        path,
+        f"a memtomem server {who}{what} ({shown} is locked)",
+        _stop_hint(pid),
+        pid,
+        forceable=False,
+    )
+
+
+def _probe_database(fs: FsOps, db: Path, home: Path) -> list[Finding]:
+    fd = _open(fs, db)
+    if fd is None:
+        return []
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode) or os.read(fd, 16) != _SQLITE_HEADER:
+            return []
+        main = system.posix_lock_at(fd, _LOCK_BYTES, 512)
+    finally:
+        os.close(fd)
+    wal = None
+    shm_fd = _open(fs, Path(f"{db}-shm"))
+    if shm_fd is not None:
+        try:
+            wal = system.posix_lock_at(shm_fd, _WAL_WRITE, 1) or system.posix_lock_at(
+                shm_fd, _WAL_DMS, 1
+            )
+        finally:
+            os.close(shm_fd)
+    lock = main if main is not None and (main.exclusive or wal is None) else wal
+    if lock is None:
+        return []
+    writing = lock.exclusive
+    what = "is writing to" if writing else "has open"
+    return [
+        Finding(
+            db,
+            f"a process {_process(lock.pid)}{what} the database {show(db, home)}",
+            f"{_stop_hint(lock.pid)} If you are sure it is not memtomem's, pass --force.",
+            lock.pid,
+            forceable=True,
+        )
+    ]
+
+
+def _pid_in(path: Path, body: bytes) -> int | None:
+    text = body.split(b"\n", 1)[0].strip() if body else path.name.split("-", 1)[0].encode()
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _looks_like_memtomem(pid: int) -> bool:
+    if pid == os.getpid() or not system.process_alive(pid):
+        return False
+    command = system.process_command(pid)
+    return command is None or "memtomem" in command or "mm " in f"{command} "
+
+
+def _process(pid: int | None) -> str:
+    if not pid:
+        return ""
+    command = system.process_command(pid)
+    if command:
+        return f"(pid {pid}: {escape(command[:60])}) "
+    return f"(pid {pid}) "
+
+
+def _stop_hint(pid: int | None) -> str:
+    target = f"`kill {pid}`" if pid else "closing the editor or terminal that started it"
+    return f"Stop it (for example {target}), then run mm uninstall again."
+
+
+def _kill(pid: int | None) -> str:
+    return f" or `kill {pid}`" if pid else ""

@@ -1,0 +1,67 @@
+"""Runtime-directory candidates and the trust rule that guards them."""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from memtomem.uninstall import system
+
+TEST_OVERRIDE = "_MEMTOMEM_TEST_RUNTIME_DIR"
+
+
+def candidates(env: Mapping[str, str]) -> tuple[Path, ...]:
+    """Every runtime dir memtomem 0.6.12 or older releases may have used; primary first."""
+    override = env.get(TEST_OVERRIDE)
+    if override and env.get("PYTEST_CURRENT_TEST"):
+        return (Path(override),)
+    uid = system.euid()
+    if system.IS_WINDOWS:  # pragma: no cover
+        local = env.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
+        return (Path(local) / "Temp" / "memtomem-0",)
+    found = [Path(f"/tmp/memtomem-{uid}")]
+    xdg = env.get("XDG_RUNTIME_DIR")
+    if xdg and _private_dir(Path(xdg), uid):
+        found.append(Path(xdg) / "memtomem")
+    found.append(Path(_tempdir(env)) / f"memtomem-{uid}")
+    found.append(Path(f"/run/user/{uid}/memtomem"))
+    unique: list[Path] = []
+    for path in found:
+        if path not in unique:
+            unique.append(path)
+    return tuple(unique)
+
+
+def _tempdir(env: Mapping[str, str]) -> str:
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        value = env.get(name)
+        if value and os.path.isdir(value):
+            return value
+    return tempfile.gettempdir() if sys.platform == "win32" else "/tmp"
+
+
+def _private_dir(path: Path, uid: int) -> bool:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == uid and not st.st_mode & 0o077
+
+
+def distrust(st: os.stat_result) -> str | None:
+    """Why a runtime dir must not be used, or None when it is trustworthy."""
+    if stat.S_ISLNK(st.st_mode):
+        return "is a symbolic link"
+    if not stat.S_ISDIR(st.st_mode):
+        return "is not a directory"
+    if system.IS_WINDOWS:  # pragma: no cover
+        return None
+    if st.st_uid != system.euid():
+        return f"is owned by uid {st.st_uid}, not by you"
+    if st.st_mode & 0o077:
+        return f"has mode {stat.S_IMODE(st.st_mode):04o}, not 0700"
+    return None

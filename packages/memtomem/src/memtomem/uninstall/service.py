@@ -1,0 +1,115 @@
+"""The steps before the wipe: recover, scan, probe, plan. Returns values; never prints."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from memtomem.uninstall import integrations, probes
+from memtomem.uninstall.display import show
+from memtomem.uninstall.errors import ExitCode, Refused
+from memtomem.uninstall.fsops import FsOps
+from memtomem.uninstall.inventory import scan
+from memtomem.uninstall.layout import Layout
+from memtomem.uninstall.locks import Held, hold_barrier
+from memtomem.uninstall.outcome import Outcome, Prepared, Status
+from memtomem.uninstall.plan import build_plan
+from memtomem.uninstall.recipes import restore_commands
+from memtomem.uninstall.recovery import Recovery, recover
+from memtomem.uninstall.transaction import Stop, staging_name
+
+
+@dataclass(frozen=True)
+class Options:
+    keep_config: bool = False
+    keep_data: bool = False
+    force: bool = False
+    dry_run: bool = False
+
+
+def recover_interrupted(fs: FsOps, layout: Layout, *, dry_run: bool, stop: Stop) -> Recovery:
+    anchors = [layout.state_dir, layout.db_dir, *layout.runtime_dirs]
+    return recover(fs, anchors, dry_run=dry_run, stop=stop)
+
+
+def recovery_failure(layout: Layout, recovery: Recovery) -> Outcome | None:
+    """An outcome that must stop the run when recovery could not finish its work."""
+    unrestored = recovery.unrestored
+    if unrestored:
+        stagings = [s for run in recovery.runs if run.unrestored for s in run.stagings]
+        commands = restore_commands(stagings, unrestored)
+        return Outcome(
+            Status.ROLLBACK_INCOMPLETE,
+            ExitCode.ROLLBACK_INCOMPLETE,
+            "an interrupted uninstall could not be undone completely; nothing was deleted",
+            layout=layout,
+            recovery=recovery,
+            restore=tuple(commands),
+            unrestored=tuple((m.dst, m.src) for m in unrestored),
+        )
+    if recovery.leftovers:
+        return Outcome(
+            Status.LEFTOVER,
+            ExitCode.LEFTOVER,
+            "an interrupted uninstall was finished, but some files could not be deleted",
+            layout=layout,
+            recovery=recovery,
+            leftovers=recovery.leftovers,
+            leftover_count=len(recovery.leftovers),
+        )
+    return None
+
+
+def prepare(
+    fs: FsOps, layout: Layout, options: Options, recovery: Recovery, env: Mapping[str, str]
+) -> Prepared:
+    """Scan, probe and plan. Raises Refused (or InUse) before anything changes."""
+    inventory = scan(fs, layout)
+    liveness = probes.probe(fs, inventory)
+    blocking = liveness.blocking(force=options.force)
+    if blocking:
+        raise probes.InUse(blocking)
+    plan = build_plan(
+        inventory,
+        keep_config=options.keep_config,
+        keep_data=options.keep_data,
+        held=liveness.held,
+    )
+    if not options.dry_run:
+        _check_staging_free(fs, layout, plan.anchors)
+    return Prepared(
+        layout=layout,
+        recovery=recovery,
+        inventory=inventory,
+        findings=liveness.findings,
+        plan=plan,
+        integrations=integrations.find(fs, layout.home, layout.cwd, env),
+        binary_hint=integrations.removal_hint(),
+        warnings=layout.warnings,
+    )
+
+
+def lock_for_wipe(fs: FsOps, prepared: Prepared, held: Held, options: Options) -> None:
+    """After confirmation: take the barrier, then probe once more while holding it."""
+    inventory = prepared.inventory
+    barrier = inventory.barrier or prepared.layout.primary_runtime_dir / "lifecycle.lock"
+    hold_barrier(fs, held, barrier, prepared.layout.home)
+    blocking = probes.probe(fs, inventory, barrier=False).blocking(force=options.force)
+    if blocking:
+        raise probes.InUse(blocking)
+
+
+def _check_staging_free(fs: FsOps, layout: Layout, anchors: tuple[object, ...]) -> None:
+    for anchor in layout.state_dir, layout.db_dir, *layout.runtime_dirs:
+        if anchor not in anchors:
+            continue
+        target = anchor / staging_name()
+        try:
+            fs.lstat(target)
+        except FileNotFoundError:
+            continue
+        raise Refused(
+            f"{show(target, layout.home)} already exists and is not a run this command can "
+            "resume; move it out of the way, then run mm uninstall again.",
+            path=str(target),
+        )
