@@ -75,7 +75,9 @@ def find_python312() -> str | None:
         try:
             out = subprocess.run(
                 [cand, "-c", "import sys; print(sys.version_info >= (3, 12))"],
-                capture_output=True, text=True, timeout=30,
+                capture_output=True,
+                text=True,
+                timeout=30,
             )
         except (OSError, subprocess.TimeoutExpired):
             continue
@@ -123,9 +125,12 @@ def ensure_peer_venv(cache_dir: Path) -> Path:
                 errors.append(str(exc))
         else:
             raise PeerInstallError("no SQLite stand-in could be installed\n" + "\n".join(errors))
-        purelib = Path(_run_checked(
-            [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], "purelib"
-        ).strip())
+        purelib = Path(
+            _run_checked(
+                [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                "purelib",
+            ).strip()
+        )
         (purelib / "_peer_sqlite_alias.py").write_text(_ALIAS_MODULE)
         (purelib / "zz_peer_sqlite_alias.pth").write_text("import _peer_sqlite_alias\n")
         check = _run_checked([str(py), "-c", _CHECK_SQLITE], "SQLite extension check")
@@ -191,10 +196,17 @@ class Peer:
             "HF_HUB_OFFLINE": "1",
         }
 
-    def run(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, timeout: float = 120, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
-            [str(self.mm), *args], capture_output=True, text=True, timeout=timeout,
-            env=self.env(), cwd=self.home, stdin=subprocess.DEVNULL,
+            [str(self.mm), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.env(),
+            cwd=self.home,
+            stdin=subprocess.DEVNULL,
         )
         if check and proc.returncode != 0:
             raise AssertionError(
@@ -204,8 +216,16 @@ class Peer:
         return proc
 
     def init(self) -> subprocess.CompletedProcess[str]:
-        return self.run("init", "--non-interactive", "--preset", "minimal", "--mcp", "skip",
-                        "--memory-dir", str(self.state_dir / "memories"))
+        return self.run(
+            "init",
+            "--non-interactive",
+            "--preset",
+            "minimal",
+            "--mcp",
+            "skip",
+            "--memory-dir",
+            str(self.state_dir / "memories"),
+        )
 
     def add(self, text: str, file: str | None = None) -> subprocess.CompletedProcess[str]:
         return self.run("add", text, *(["--file", file] if file else []))
@@ -225,13 +245,22 @@ class Peer:
             token = json.load(resp)["csrf"]
         boundary = uuid.uuid4().hex
         body = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
-            f"Content-Type: application/octet-stream\r\n\r\n"
-        ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
-        req = urllib.request.Request(f"{base}/upload", data=body, method="POST", headers={
-            "Content-Type": f"multipart/form-data; boundary={boundary}",
-            "X-Memtomem-CSRF": token,
-        })
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+                f"Content-Type: application/octet-stream\r\n\r\n"
+            ).encode()
+            + data
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        req = urllib.request.Request(
+            f"{base}/upload",
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": f"multipart/form-data; boundary={boundary}",
+                "X-Memtomem-CSRF": token,
+            },
+        )
         with urllib.request.urlopen(req, timeout=60) as resp:
             result: dict[str, Any] = json.load(resp)
         if any(f.get("error") for f in result.get("files", [])):
@@ -243,26 +272,41 @@ class Peer:
         # stderr must not fill a pipe; keep the log out of the peer's HOME.
         log = open(self.serve_log, "ab")
         proc = subprocess.Popen(
-            [str(self.mm), "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=log, env=self.env(), cwd=self.home,
+            [str(self.mm), "serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env=self.env(),
+            cwd=self.home,
         )
         log.close()
         try:
             rpc = _StdioRpc(proc, timeout)
-            rpc.request("initialize", {
-                "protocolVersion": "2025-06-18", "capabilities": {},
-                "clientInfo": {"name": "interop-peer", "version": "0"},
-            })
+            rpc.request(
+                "initialize",
+                {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": {"name": "interop-peer", "version": "0"},
+                },
+            )
             rpc.notify("notifications/initialized")
-            result = rpc.request("tools/call", {
-                "name": "mem_add", "arguments": {"content": "peer server memory"},
-            })
+            result = rpc.request(
+                "tools/call",
+                {
+                    "name": "mem_add",
+                    "arguments": {"content": "peer server memory"},
+                },
+            )
             if result.get("isError"):
                 raise AssertionError(f"mem_add failed: {result}")
             # This process's store sentinel (instances/<pid>-...) is published
             # once storage is open; others' (stale or live) may already exist.
-            _wait_for(lambda: any((self.runtime_dir / "instances").glob(f"{proc.pid}-*.lock")),
-                      timeout, f"instances/{proc.pid}-*.lock sentinel")
+            _wait_for(
+                lambda: any((self.runtime_dir / "instances").glob(f"{proc.pid}-*.lock")),
+                timeout,
+                f"instances/{proc.pid}-*.lock sentinel",
+            )
         except BaseException:
             self.kill9(proc)
             raise

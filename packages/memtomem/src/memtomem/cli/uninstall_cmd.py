@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import replace
 
 import click
 
@@ -13,11 +14,12 @@ from memtomem.uninstall import render
 from memtomem.uninstall.errors import ExitCode, NotConfirmed, UninstallError
 from memtomem.uninstall.fsops import FsOps
 from memtomem.uninstall.journal import Journal, Staged
-from memtomem.uninstall.layout import build_layout
+from memtomem.uninstall.layout import Layout, build_layout
 from memtomem.uninstall.locks import Held, hold_run_lock, release_quietly
 from memtomem.uninstall.outcome import Outcome, Prepared, Status
 from memtomem.uninstall.probes import InUse
 from memtomem.uninstall.recipes import restore_commands
+from memtomem.uninstall.recovery import Recovery
 from memtomem.uninstall.service import (
     Options,
     lock_for_wipe,
@@ -139,6 +141,7 @@ def run(options: Options, *, yes: bool, as_json: bool) -> Outcome:
     env = dict(os.environ)
     layout = build_layout(fs, env)
     held = Held()
+    recovery: Recovery | None = None
     with ExitStack() as stack, deferred() as signals:
         stack.callback(release_quietly, fs, held)
         try:
@@ -151,7 +154,7 @@ def run(options: Options, *, yes: bool, as_json: bool) -> Outcome:
                 return stopped
             prepared = prepare(fs, layout, options, recovery, env)
         except UninstallError as error:
-            return _refusal(error, layout, locals().get("recovery"))
+            return _refusal(error, layout, recovery)
         warnings = prepared.warnings
         if options.dry_run:
             return Outcome(
@@ -205,45 +208,41 @@ def run(options: Options, *, yes: bool, as_json: bool) -> Outcome:
         return _removed(prepared, removal, signals.pending(), recovery)
 
 
-def _removed(prepared: Prepared, removal: Removal, signal: int | None, recovery: object) -> Outcome:
-    common = dict(
+def _removed(
+    prepared: Prepared, removal: Removal, signal: int | None, recovery: Recovery
+) -> Outcome:
+    base = Outcome(
+        Status.REMOVED,
+        ExitCode.REMOVED,
         prepared=prepared,
         layout=prepared.layout,
+        recovery=recovery,
         removed_files=removal.files,
-        removed_bytes=removal.bytes,
+        removed_bytes=prepared.plan.bytes if not removal.error_count else removal.bytes,
         leftovers=tuple(removal.errors),
         leftover_count=removal.error_count,
     )
-    assert recovery is None or hasattr(recovery, "runs")
     if removal.stopped and signal is not None:
-        return Outcome(
-            Status.INTERRUPTED,
-            128 + signal,
-            f"interrupted by signal {signal} while deleting; run mm uninstall again to finish.",
-            recovery=recovery,
-            **common,
-        )  # type: ignore[arg-type]
+        message = (
+            f"interrupted by signal {signal} while deleting; run mm uninstall again to finish."
+        )
+        return replace(base, status=Status.INTERRUPTED, exit_code=128 + signal, message=message)
     if removal.error_count:
-        return Outcome(
-            Status.LEFTOVER,
-            ExitCode.LEFTOVER,
-            f"Removed memtomem's state, but {removal.error_count} item(s) could not be "
-            "deleted; fix the cause below, then run mm uninstall again to finish.",
-            recovery=recovery,
-            **common,
-        )  # type: ignore[arg-type]
+        message = (
+            f"Removed memtomem's state, but {removal.error_count} item(s) could not be deleted; "
+            "fix the cause below, then run mm uninstall again to finish."
+        )
+        return replace(base, status=Status.LEFTOVER, exit_code=ExitCode.LEFTOVER, message=message)
+    message = f"Removed {removal.files} files ({render.size(base.removed_bytes)})."
     code = 128 + signal if signal is not None else ExitCode.REMOVED
-    return Outcome(
-        Status.REMOVED,
-        code,
-        f"Removed {removal.files} files ({render.size(removal.bytes)}).",
-        recovery=recovery,
-        **common,
-    )  # type: ignore[arg-type]
+    return replace(base, exit_code=code, message=message)
 
 
 def _refusal(
-    error: UninstallError, layout: object, recovery: object, prepared: Prepared | None = None
+    error: UninstallError,
+    layout: Layout,
+    recovery: Recovery | None,
+    prepared: Prepared | None = None,
 ) -> Outcome:
     findings = error.findings if isinstance(error, InUse) else ()
     status = Status.DECLINED if isinstance(error, NotConfirmed) else Status.REFUSED
@@ -254,7 +253,7 @@ def _refusal(
         prepared=prepared,
         layout=layout,
         findings=findings,
-        recovery=recovery,  # type: ignore[arg-type]
+        recovery=recovery,
         path=error.path,
         hint=error.hint,
     )

@@ -1,0 +1,72 @@
+"""Every test runs with a temporary HOME and runtime dir; touching the real ones fails."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import guard
+
+guard.install()
+REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--exhaustive",
+        action="store_true",
+        help="run the long fault matrices (every N, every error, every layout)",
+    )
+    parser.addoption(
+        "--interop",
+        action="store_true",
+        help="run the tests against the real memtomem 0.6.12 (installs it)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "exhaustive" in item.keywords and not config.getoption("--exhaustive"):
+            item.add_marker(pytest.mark.skip(reason="long matrix: run with --exhaustive"))
+        if "interop" in item.keywords and not config.getoption("--interop"):
+            item.add_marker(pytest.mark.skip(reason="real-peer test: run with --interop"))
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for key in list(os.environ):
+        if key.startswith("MEMTOMEM"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("_MEMTOMEM_TEST_RUNTIME_DIR", str(tmp_path / "run" / "memtomem-test"))
+    monkeypatch.chdir(tmp_path)
+    yield
+
+
+MmRunner = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def mm_subprocess() -> MmRunner:
+    """Run the real CLI in a child process through the test launcher."""
+
+    def run(
+        *args: str, env: dict[str, str], timeout: float = 60, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        full = {**env, "PYTHONPATH": str(REPO)}
+        return subprocess.run(
+            [sys.executable, "-m", "tests.support.launcher", *args],
+            env=full,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+            cwd=env.get("HOME", str(REPO)) if Path(env.get("HOME", "")).is_dir() else str(REPO),
+        )
+
+    return run
