@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from dataclasses import replace
 import click
 
 from memtomem.uninstall import render
+from memtomem.uninstall.display import escape
 from memtomem.uninstall.errors import ExitCode, NotConfirmed, UninstallError
 from memtomem.uninstall.fsops import FsOps
 from memtomem.uninstall.journal import Journal, Staged
@@ -50,7 +52,7 @@ class _UninstallPartialError(UninstallError):
         super().__init__(message, path=str(failure.path))
         if failure.signal is not None:
             self.exit_code = 128 + failure.signal
-        elif failure.cause is not None and failure.cause.errno == 18:  # EXDEV
+        elif failure.cause is not None and failure.cause.errno == errno.EXDEV:
             self.exit_code = ExitCode.REFUSED
 
     @classmethod
@@ -79,8 +81,17 @@ def _failure_text(failure: StageFailed) -> str:
     if failure.signal is not None:
         return f"interrupted by signal {failure.signal}; everything was put back"
     cause = failure.cause
+    if cause is not None and cause.errno == errno.EXDEV:
+        return (
+            f"{escape(str(failure.path))} is on another filesystem than its directory and "
+            "cannot be moved atomically; everything was put back, nothing was changed. "
+            "Move it onto the same filesystem or remove it yourself."
+        )
     reason = (cause.strerror or str(cause)) if cause is not None else "unknown error"
-    return f"could not move {failure.path}: {reason}"
+    return (
+        f"could not move {escape(str(failure.path))}: {reason}; everything was put back, "
+        "nothing was changed. Fix the cause and run mm uninstall again."
+    )
 
 
 def _delete_inventory(
@@ -142,41 +153,40 @@ def run(options: Options, *, yes: bool, as_json: bool) -> Outcome:
     layout = build_layout(fs, env)
     held = Held()
     recovery: Recovery | None = None
-    with ExitStack() as stack, deferred() as signals:
+    with ExitStack() as stack:
         stack.callback(release_quietly, fs, held)
         try:
             held.fds += hold_run_lock(fs, layout.home).fds
-            recovery = recover_interrupted(
-                fs, layout, dry_run=options.dry_run, stop=signals.stopping
-            )
-            stopped = recovery_failure(layout, recovery)
+            with deferred() as signals:
+                recovery = recover_interrupted(
+                    fs, layout, dry_run=options.dry_run, stop=signals.stopping
+                )
+            stopped = recovery_failure(layout, recovery, signals.pending())
             if stopped is not None:
                 return stopped
             prepared = prepare(fs, layout, options, recovery, env)
+            if options.dry_run or not prepared.has_work:
+                return _preview_only(prepared, dry_run=options.dry_run)
+            _confirm(prepared, yes=yes, as_json=as_json)
         except UninstallError as error:
             return _refusal(error, layout, recovery)
-        warnings = prepared.warnings
-        if options.dry_run:
+        except KeyboardInterrupt:
             return Outcome(
-                Status.DRY_RUN,
-                ExitCode.REMOVED,
-                prepared=prepared,
+                Status.INTERRUPTED,
+                130,
+                "Interrupted; nothing was changed.",
                 layout=layout,
                 recovery=recovery,
-                warnings=warnings,
             )
-        if not prepared.has_work:
-            return Outcome(
-                Status.NOTHING,
-                ExitCode.REMOVED,
-                "Nothing to remove.",
-                prepared=prepared,
-                layout=layout,
-                recovery=recovery,
-                warnings=warnings,
-            )
+        return _wipe(fs, prepared, held, options, as_json, stack)
+
+
+def _wipe(
+    fs: FsOps, prepared: Prepared, held: Held, options: Options, as_json: bool, stack: ExitStack
+) -> Outcome:
+    common = {"prepared": prepared, "layout": prepared.layout, "recovery": prepared.recovery}
+    with deferred() as signals:
         try:
-            _confirm(prepared, yes=yes, as_json=as_json)
             lock_for_wipe(fs, prepared, held, options)
             removal = _delete_inventory(fs, prepared, signals, _progress(prepared, as_json, stack))
         except _RollbackFailed as error:
@@ -184,28 +194,31 @@ def run(options: Options, *, yes: bool, as_json: bool) -> Outcome:
                 Status.ROLLBACK_INCOMPLETE,
                 error.exit_code,
                 error.message,
-                prepared=prepared,
-                layout=layout,
-                recovery=recovery,
                 restore=tuple(error.commands),
                 unrestored=tuple((m.dst, m.src) for m in error.unrestored),
+                **common,  # type: ignore[arg-type]
             )
         except _UninstallPartialError as error:
             status = Status.INTERRUPTED if error.signal else Status.ROLLED_BACK
             if error.exit_code == ExitCode.REFUSED:
                 status = Status.REFUSED
-            return Outcome(
-                status,
-                error.exit_code,
-                error.message,
-                prepared=prepared,
-                layout=layout,
-                recovery=recovery,
-                path=error.path,
-            )
+            return Outcome(status, error.exit_code, error.message, path=error.path, **common)  # type: ignore[arg-type]
         except UninstallError as error:
-            return _refusal(error, layout, recovery, prepared)
-        return _removed(prepared, removal, signals.pending(), recovery)
+            return _refusal(error, prepared.layout, prepared.recovery, prepared)
+    return _removed(prepared, removal, signals.pending(), prepared.recovery)
+
+
+def _preview_only(prepared: Prepared, *, dry_run: bool) -> Outcome:
+    status, message = (Status.DRY_RUN, "") if dry_run else (Status.NOTHING, "Nothing to remove.")
+    return Outcome(
+        status,
+        ExitCode.REMOVED,
+        message,
+        prepared=prepared,
+        layout=prepared.layout,
+        recovery=prepared.recovery,
+        warnings=prepared.warnings,
+    )
 
 
 def _removed(

@@ -12,7 +12,7 @@ from memtomem.uninstall import runtime, system
 from memtomem.uninstall.display import show
 from memtomem.uninstall.errors import Refused
 from memtomem.uninstall.fsops import FsOps, stat_entry
-from memtomem.uninstall.groups import Group, classify, is_database_name
+from memtomem.uninstall.groups import STAGING_PREFIX, Group, classify, is_database_name
 from memtomem.uninstall.layout import DEFAULT_DB_NAME, Layout
 from memtomem.uninstall.tree import measure
 
@@ -46,6 +46,11 @@ class Stray:
 
     path: Path
     kind: str
+
+    @property
+    def is_staging(self) -> bool:
+        """Left by an interrupted uninstall: recovery reports it, with what to do."""
+        return self.path.name.startswith(STAGING_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,9 @@ def scan(fs: FsOps, layout: Layout) -> Inventory:
                 path=str(layout.state_dir),
             )
         anchors.append(Anchor(layout.state_dir, state.st_dev))
-        for entry in fs.scandir(layout.state_dir):
+        with fs.scandir(layout.state_dir) as listing:
+            entries_found = list(listing)
+        for entry in entries_found:
             found = _measured(fs, entry, layout.state_dir, classify(entry.name, db_paths))
             if found.group is not None:
                 entries.append(_as_entry(found))

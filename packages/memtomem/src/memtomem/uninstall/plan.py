@@ -99,14 +99,20 @@ def _primary_first(moves: list[Move], state_dir: Path) -> list[Path]:
 
 
 def _row(group: Group, items: list[Entry], keep_config: bool, keep_data: bool) -> Row:
-    main = next(
-        (e for e in items if e.kind == "dir" or e.path.name.endswith((".db", ".json"))), items[0]
-    )
     return Row(
         group,
-        main.path,
+        min(items, key=_prominence).path,
         len(items),
         sum(e.files for e in items),
         sum(e.bytes for e in items),
         is_kept(group, keep_config=keep_config, keep_data=keep_data),
     )
+
+
+def _prominence(entry: Entry) -> tuple[int, int, str]:
+    """The entry a report row is named by: the DB or config.json, else a dir, else the first."""
+    name = entry.path.name
+    main = name == "config.json" or (
+        entry.group is Group.DATABASE and "." in name and name.endswith(".db")
+    )
+    return (0 if main else 1, 0 if entry.kind == "dir" else 1, str(entry.path))

@@ -42,7 +42,8 @@ def preview(prepared: Prepared, home: Path | None = None) -> list[str]:
             )
         lines.append(f"  total to delete: {plan.files} files, {size(plan.bytes)}")
     for stray in prepared.inventory.unknown:
-        lines.append(f"Not memtomem's, left in place: {show(stray.path, home)} ({stray.kind})")
+        if not stray.is_staging:
+            lines.append(f"Not memtomem's, left in place: {show(stray.path, home)} ({stray.kind})")
     if prepared.inventory.unknown:
         lines.append(f"  so {show(prepared.layout.state_dir, home)} itself stays.")
     for finding in prepared.findings:
@@ -169,7 +170,11 @@ def document(outcome: Outcome) -> dict[str, Any]:
             for r in plan.rows
         ]
         doc["total"] = {"files": plan.files, "bytes": plan.bytes}
-        doc["not_ours"] = [{"path": _p(s.path), "kind": s.kind} for s in prepared.inventory.unknown]
+        doc["not_ours"] = [
+            {"path": _p(s.path), "kind": s.kind}
+            for s in prepared.inventory.unknown
+            if not s.is_staging
+        ]
         doc["integrations"] = [
             {"path": _p(i.path), "entry": escape(i.where)} for i in prepared.integrations
         ]

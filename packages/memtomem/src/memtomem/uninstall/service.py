@@ -32,7 +32,7 @@ def recover_interrupted(fs: FsOps, layout: Layout, *, dry_run: bool, stop: Stop)
     return recover(fs, anchors, dry_run=dry_run, stop=stop)
 
 
-def recovery_failure(layout: Layout, recovery: Recovery) -> Outcome | None:
+def recovery_failure(layout: Layout, recovery: Recovery, signal: int | None) -> Outcome | None:
     """An outcome that must stop the run when recovery could not finish its work."""
     unrestored = recovery.unrestored
     if unrestored:
@@ -56,6 +56,14 @@ def recovery_failure(layout: Layout, recovery: Recovery) -> Outcome | None:
             recovery=recovery,
             leftovers=recovery.leftovers,
             leftover_count=len(recovery.leftovers),
+        )
+    if signal is not None:
+        return Outcome(
+            Status.INTERRUPTED,
+            128 + signal,
+            f"interrupted by signal {signal}; recovery was completed first",
+            layout=layout,
+            recovery=recovery,
         )
     return None
 
