@@ -99,10 +99,9 @@ def prepare(
 
 def lock_for_wipe(fs: FsOps, prepared: Prepared, held: Held, options: Options) -> None:
     """After confirmation: take the barrier, then probe once more while holding it."""
-    inventory = prepared.inventory
-    barrier = inventory.barrier or prepared.layout.primary_runtime_dir / "lifecycle.lock"
+    barrier = prepared.layout.primary_runtime_dir / "lifecycle.lock"
     hold_barrier(fs, held, barrier, prepared.layout.home)
-    blocking = probes.probe(fs, inventory, barrier=False).blocking(force=options.force)
+    blocking = probes.probe(fs, prepared.inventory, barrier=False).blocking(force=options.force)
     if blocking:
         raise probes.InUse(blocking)
 

@@ -70,10 +70,8 @@ class Transaction:
             if signal is not None:
                 raise StageFailed(move.src, None, signal)
             self._guard(move.src, self._move, move, scaffolds)
-        for anchor, staging in journal.stagings:
-            self._guard(anchor, fs.fsync_dir, anchor)
-            self._guard(staging, fs.fsync_dir, staging)
-        for directory in scaffolds:
+        sources = {m.src.parent for m in journal.moves}
+        for directory in [*sorted(sources), *(s for _a, s in journal.stagings), *scaffolds]:
             self._guard(directory, fs.fsync_dir, directory)
 
     def commit(self, *, stop: Stop, progress: Progress | None = None) -> Removal:
