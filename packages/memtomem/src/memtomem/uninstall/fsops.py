@@ -70,6 +70,11 @@ class FsOps:
         p = os.fspath(path)
         return self._call("lstat", p, lambda: os.lstat(p, dir_fd=dir_fd))
 
+    def stat(self, path: PathArg) -> os.stat_result:
+        """Follows links: only for locating directories named by the environment."""
+        p = os.fspath(path)
+        return self._call("stat", p, lambda: os.stat(p))
+
     def scandir(self, path: PathArg | int) -> Listing:
         target = str(path) if isinstance(path, int) else os.fspath(path)
         arg: str | int = path if isinstance(path, int) else os.fspath(path)
@@ -86,6 +91,12 @@ class FsOps:
                 os.close(fd)
 
         return self._call("read", p, read)
+
+    def open_fd(self, path: PathArg, flags: int, mode: int = 0o644) -> int:
+        """A raw descriptor, for lock files and probes. Never follows a final link."""
+        p = os.fspath(path)
+        op = "create" if flags & os.O_CREAT else "open"
+        return self._call(op, p, lambda: os.open(p, flags | system.O_NOFOLLOW, mode))
 
     def open_dir(self, path: PathArg, *, dir_fd: int | None = None) -> int:
         p = os.fspath(path)

@@ -105,8 +105,8 @@ def scan(fs: FsOps, layout: Layout) -> Inventory:
         _scan_db_dir(fs, layout, anchors, entries)
     barrier = None
     for directory in layout.runtime_dirs:
-        found = _scan_runtime_dir(fs, layout, directory, anchors, entries)
-        if found and directory == layout.primary_runtime_dir:
+        exists = _scan_runtime_dir(fs, layout, directory, anchors, entries)
+        if exists and directory == layout.primary_runtime_dir:
             barrier = directory / "lifecycle.lock"
     return Inventory(layout, tuple(anchors), tuple(entries), tuple(unknown), barrier)
 

@@ -65,7 +65,7 @@ def build_layout(
         state_dir=state_dir,
         db_path=db_path,
         db_source=source,
-        runtime_dirs=runtime.candidates(env),
+        runtime_dirs=runtime.candidates(fs, env),
         cwd=cwd,
         warnings=tuple(warnings),
     )

@@ -73,11 +73,10 @@ def hold_barrier(fs: FsOps, held: Held, barrier: Path, home: Path) -> None:
         held.created.append(directory)
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | system.O_NOFOLLOW
     try:
-        fd = fs._call("create", str(barrier), lambda: os.open(barrier, flags, 0o644))
+        fd = fs.open_fd(barrier, flags, 0o644)
         held.created.append(barrier)
     except FileExistsError:
-        readonly = os.O_RDONLY | system.O_NOFOLLOW
-        fd = fs._call("open", str(barrier), lambda: os.open(barrier, readonly))
+        fd = fs.open_fd(barrier, os.O_RDONLY)
     if not system.try_flock(fd, exclusive=True):
         pid = system.flock_holder(os.fstat(fd))
         os.close(fd)

@@ -69,7 +69,7 @@ def probe(fs: FsOps, inventory: Inventory, *, barrier: bool = True) -> Liveness:
 
 def _open(fs: FsOps, path: Path) -> int | None:
     try:
-        return fs._call("open", str(path), lambda: os.open(path, system.O_READ_PROBE))
+        return fs.open_fd(path, system.O_READ_PROBE)
     except OSError:
         return None
 

@@ -10,11 +10,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from memtomem.uninstall import system
+from memtomem.uninstall.fsops import FsOps
 
 TEST_OVERRIDE = "_MEMTOMEM_TEST_RUNTIME_DIR"
 
 
-def candidates(env: Mapping[str, str]) -> tuple[Path, ...]:
+def candidates(fs: FsOps, env: Mapping[str, str]) -> tuple[Path, ...]:
     """Every runtime dir memtomem 0.6.12 or older releases may have used; primary first."""
     override = env.get(TEST_OVERRIDE)
     if override and env.get("PYTEST_CURRENT_TEST"):
@@ -25,9 +26,9 @@ def candidates(env: Mapping[str, str]) -> tuple[Path, ...]:
         return (Path(local) / "Temp" / "memtomem-0",)
     found = [Path(f"/tmp/memtomem-{uid}")]
     xdg = env.get("XDG_RUNTIME_DIR")
-    if xdg and _private_dir(Path(xdg), uid):
+    if xdg and _private_dir(fs, Path(xdg), uid):
         found.append(Path(xdg) / "memtomem")
-    found.append(Path(_tempdir(env)) / f"memtomem-{uid}")
+    found.append(Path(_tempdir(fs, env)) / f"memtomem-{uid}")
     found.append(Path(f"/run/user/{uid}/memtomem"))
     unique: list[Path] = []
     for path in found:
@@ -36,17 +37,25 @@ def candidates(env: Mapping[str, str]) -> tuple[Path, ...]:
     return tuple(unique)
 
 
-def _tempdir(env: Mapping[str, str]) -> str:
+def _tempdir(fs: FsOps, env: Mapping[str, str]) -> str:
+    """tempfile.gettempdir()'s choice, computed from `env` rather than the process's."""
     for name in ("TMPDIR", "TEMP", "TMP"):
         value = env.get(name)
-        if value and os.path.isdir(value):
+        if value and _is_dir(fs, Path(value)):
             return value
     return tempfile.gettempdir() if sys.platform == "win32" else "/tmp"
 
 
-def _private_dir(path: Path, uid: int) -> bool:
+def _is_dir(fs: FsOps, path: Path) -> bool:
     try:
-        st = os.lstat(path)
+        return stat.S_ISDIR(fs.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _private_dir(fs: FsOps, path: Path, uid: int) -> bool:
+    try:
+        st = fs.lstat(path)
     except OSError:
         return False
     return stat.S_ISDIR(st.st_mode) and st.st_uid == uid and not st.st_mode & 0o077
