@@ -8,11 +8,12 @@ import sys
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import replace
+from pathlib import Path
 
 import click
 
 from memtomem.uninstall import render
-from memtomem.uninstall.display import escape
+from memtomem.uninstall.display import show
 from memtomem.uninstall.errors import ExitCode, NotConfirmed, UninstallError
 from memtomem.uninstall.fsops import FsOps
 from memtomem.uninstall.journal import Journal, Staged
@@ -44,12 +45,10 @@ class _UninstallPartialError(UninstallError):
     exit_code: int = ExitCode.ROLLED_BACK
     status = Status.ROLLED_BACK.value
 
-    def __init__(self, failure: StageFailed, message: str | None = None):
+    def __init__(self, failure: StageFailed, home: Path, message: str | None = None):
         self.failure = failure
         self.signal = failure.signal
-        if message is None:
-            message = _failure_text(failure)
-        super().__init__(message, path=str(failure.path))
+        super().__init__(message or _failure_text(failure, home), path=str(failure.path))
         if failure.signal is not None:
             self.exit_code = 128 + failure.signal
         elif failure.cause is not None and failure.cause.errno == errno.EXDEV:
@@ -57,19 +56,23 @@ class _UninstallPartialError(UninstallError):
 
     @classmethod
     def rollback_failed(
-        cls, failure: StageFailed, journal: Journal, unrestored: tuple[Staged, ...]
+        cls, failure: StageFailed, home: Path, journal: Journal, unrestored: tuple[Staged, ...]
     ) -> _UninstallPartialError:
-        return _RollbackFailed(failure, journal, unrestored)
+        return _RollbackFailed(failure, home, journal, unrestored)
 
 
 class _RollbackFailed(_UninstallPartialError):
     """Undoing failed too: nothing is deleted; print where each item is and how to move it."""
 
-    def __init__(self, failure: StageFailed, journal: Journal, unrestored: tuple[Staged, ...]):
+    def __init__(
+        self, failure: StageFailed, home: Path, journal: Journal, unrestored: tuple[Staged, ...]
+    ):
+        cause = _failure_text(failure, home, restored=False)
         super().__init__(
             failure,
-            f"{_failure_text(failure)}; putting everything back failed "
-            f"for {len(unrestored)} item(s). Nothing was deleted.",
+            home,
+            f"{cause}; putting everything back failed for {len(unrestored)} item(s). "
+            "Nothing was deleted: every byte is still on disk.",
         )
         self.exit_code = ExitCode.ROLLBACK_INCOMPLETE
         self.status = Status.ROLLBACK_INCOMPLETE.value
@@ -77,21 +80,20 @@ class _RollbackFailed(_UninstallPartialError):
         self.commands = restore_commands([s for _a, s in journal.stagings], unrestored)
 
 
-def _failure_text(failure: StageFailed) -> str:
+def _failure_text(failure: StageFailed, home: Path, *, restored: bool = True) -> str:
+    shown = show(failure.path, home)
+    after = "; everything was put back, nothing was changed" if restored else ""
     if failure.signal is not None:
-        return f"interrupted by signal {failure.signal}; everything was put back"
+        return f"interrupted by signal {failure.signal}{after}"
     cause = failure.cause
     if cause is not None and cause.errno == errno.EXDEV:
         return (
-            f"{escape(str(failure.path))} is on another filesystem than its directory and "
-            "cannot be moved atomically; everything was put back, nothing was changed. "
-            "Move it onto the same filesystem or remove it yourself."
+            f"{shown} is on another filesystem than its directory and cannot be moved "
+            f"atomically{after}. Move it onto the same filesystem or remove it yourself."
         )
     reason = (cause.strerror or str(cause)) if cause is not None else "unknown error"
-    return (
-        f"could not move {escape(str(failure.path))}: {reason}; everything was put back, "
-        "nothing was changed. Fix the cause and run mm uninstall again."
-    )
+    fix = ". Fix the cause and run mm uninstall again." if restored else ""
+    return f"could not {failure.action} {shown}: {reason}{after}{fix}"
 
 
 def _delete_inventory(
@@ -108,15 +110,19 @@ def _delete_inventory(
             except OSError as exc:
                 removal.fail(str(prepared.layout.state_dir), exc.strerror or str(exc))
         return removal
+    home = prepared.layout.home
     transaction = Transaction(fs, plan, interrupted=signals.pending)
     try:
         transaction.stage()
+        transaction.mark_committed()
     except StageFailed as failure:
         unrestored = transaction.rollback()
         if unrestored:
             journal = transaction.journal
-            raise _UninstallPartialError.rollback_failed(failure, journal, unrestored) from None
-        raise _UninstallPartialError(failure) from None
+            raise _UninstallPartialError.rollback_failed(
+                failure, home, journal, unrestored
+            ) from None
+        raise _UninstallPartialError(failure, home) from None
     return transaction.commit(stop=signals.stopping, progress=progress)
 
 

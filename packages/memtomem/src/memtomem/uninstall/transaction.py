@@ -7,6 +7,7 @@ idempotent and safe to repeat after a crash.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -16,7 +17,7 @@ from pathlib import Path
 from memtomem.uninstall import journal as journal_io
 from memtomem.uninstall.fsops import FsOps
 from memtomem.uninstall.groups import STAGING_PREFIX
-from memtomem.uninstall.journal import JOURNAL_NAME, TEMP_NAME, Journal, Staged
+from memtomem.uninstall.journal import JOURNAL_NAME, TEMP_NAME, Journal, Staged, State
 from memtomem.uninstall.plan import Plan
 from memtomem.uninstall.tree import Progress, Removal, remove_tree
 
@@ -26,11 +27,14 @@ Stop = Callable[[], bool]
 class StageFailed(Exception):
     """A move into staging failed; the caller rolls back."""
 
-    def __init__(self, path: Path, cause: OSError | None, signal: int | None = None):
+    def __init__(
+        self, path: Path, cause: OSError | None, signal: int | None = None, action: str = "move"
+    ):
         super().__init__(str(cause) if cause else f"signal {signal}")
         self.path = path
         self.cause = cause
         self.signal = signal
+        self.action = action
 
 
 def staging_name() -> str:
@@ -60,26 +64,39 @@ class Transaction:
         """Create the staging dirs and journals, then move every item. Raises StageFailed."""
         fs, journal = self.fs, self.journal
         for anchor, staging in journal.stagings:
-            self._guard(staging, fs.mkdir, staging, 0o700)
-            self._guard(anchor, fs.fsync_dir, anchor)
+            self._guard("create", staging, fs.mkdir, staging, 0o700)
+            self._guard("make durable", anchor, fs.fsync_dir, anchor)
         for _anchor, staging in journal.stagings:
-            self._guard(staging, journal_io.write, fs, staging, journal)
+            self._guard("write the journal in", staging, journal_io.write, fs, staging, journal)
         scaffolds: list[Path] = []
         for move in journal.moves:
             signal = self.interrupted()
             if signal is not None:
                 raise StageFailed(move.src, None, signal)
-            self._guard(move.src, self._move, move, scaffolds)
+            self._guard("move", move.src, self._move, move, scaffolds)
         sources = {m.src.parent for m in journal.moves}
         for directory in [*sorted(sources), *(s for _a, s in journal.stagings), *scaffolds]:
-            self._guard(directory, fs.fsync_dir, directory)
+            self._guard("make durable", directory, fs.fsync_dir, directory)
+
+    def mark_committed(self) -> None:
+        """Record COMMITTED durably. Nothing is deleted before this succeeds, so a failure
+        here is a StageFailed like any other: the caller rolls back."""
+        committed = self.journal.committed()
+        try:
+            journal_io.write(self.fs, committed.primary, committed)
+        except OSError as exc:
+            # The rename may have landed before the failing fsync: put STAGING back, so a
+            # crash during the rollback that follows is undone, never rolled forward.
+            with contextlib.suppress(OSError):
+                journal_io.write(self.fs, self.journal.primary, self.journal)
+            raise StageFailed(committed.primary, exc, action="record the commit in") from exc
+        self.journal = committed
 
     def commit(self, *, stop: Stop, progress: Progress | None = None) -> Removal:
-        """Record COMMITTED durably, then delete the staging dirs."""
-        committed = self.journal.committed()
-        journal_io.write(self.fs, committed.primary, committed)
-        self.journal = committed
-        return finish(self.fs, committed, stop=stop, progress=progress)
+        """Delete the staging dirs of a run whose COMMITTED record is durable."""
+        if self.journal.state is not State.COMMITTED:
+            self.mark_committed()
+        return finish(self.fs, self.journal, stop=stop, progress=progress)
 
     def rollback(self) -> tuple[Staged, ...]:
         """Move everything back; return what could not be restored."""
@@ -104,11 +121,11 @@ class Transaction:
     def _staging_of(self, dst: Path) -> Path:
         return next(s for _a, s in self.journal.stagings if dst.is_relative_to(s))
 
-    def _guard(self, path: Path, action: Callable[..., object], *args: object) -> None:
+    def _guard(self, what: str, path: Path, action: Callable[..., object], *args: object) -> None:
         try:
             action(*args)
         except OSError as exc:
-            raise StageFailed(path, exc) from exc
+            raise StageFailed(path, exc, action=what) from exc
 
 
 def restore(fs: FsOps, journal: Journal) -> tuple[Staged, ...]:
