@@ -71,7 +71,7 @@ def text(outcome: Outcome) -> str:
             lines.append(f"Refused: {finding.what}. {finding.hint}")
         if not outcome.findings:
             lines.append(f"Refused: {outcome.message}")
-        if outcome.hint:
+        if outcome.hint and not outcome.findings:
             lines.append(outcome.hint)
         lines.append("Nothing was changed.")
     elif outcome.message:
