@@ -157,6 +157,13 @@ def run(options: Options, *, yes: bool, as_json: bool) -> Outcome:
     fs = make_fsops()
     env = dict(os.environ)
     layout = build_layout(fs, env)
+    outcome = _run(fs, env, layout, options, yes=yes, as_json=as_json)
+    return replace(outcome, warnings=layout.warnings)
+
+
+def _run(
+    fs: FsOps, env: dict[str, str], layout: Layout, options: Options, *, yes: bool, as_json: bool
+) -> Outcome:
     held = Held()
     recovery: Recovery | None = None
     with ExitStack() as stack:
@@ -280,7 +287,8 @@ def _refusal(
 
 def _confirm(prepared: Prepared, *, yes: bool, as_json: bool) -> None:
     if not as_json:
-        click.echo("\n".join(render.preview(prepared)))
+        warnings = [f"Warning: {w}" for w in prepared.warnings]
+        click.echo("\n".join([*warnings, *render.preview(prepared)]))
     if yes:
         return
     if not sys.stdin.isatty():

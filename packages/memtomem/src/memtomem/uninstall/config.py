@@ -19,7 +19,8 @@ def resolve_db_path(
     """Apply default < config.json < config.d/*.json (sorted) < environment; later wins."""
     path, source = default, "default"
     warnings: list[str] = []
-    for file in [state_dir / "config.json", *_fragments(fs, state_dir / "config.d", warnings)]:
+    fragments = _fragments(fs, state_dir / "config.d", home, warnings)
+    for file in [state_dir / "config.json", *fragments]:
         value = _sqlite_path_in(fs, file, home, warnings)
         if value is not None:
             path, source = _absolute(value, home, cwd), show(file, home)
@@ -28,21 +29,21 @@ def resolve_db_path(
     return path, source, warnings
 
 
-def _fragments(fs: FsOps, directory: Path, warnings: list[str]) -> list[Path]:
+def _fragments(fs: FsOps, directory: Path, home: Path, warnings: list[str]) -> list[Path]:
     try:
         with fs.scandir(directory) as entries:
             names = sorted(e.name for e in entries if e.name.endswith(".json"))
     except FileNotFoundError:
         return []
     except OSError as exc:
-        warnings.append(f"could not read {show(directory, None)}: {exc.strerror}")
+        warnings.append(f"could not read {show(directory, home)}: {exc.strerror}")
         return []
     return [directory / name for name in names]
 
 
 def _sqlite_path_in(fs: FsOps, file: Path, home: Path, warnings: list[str]) -> str | None:
     try:
-        raw = fs.read_bytes(file)
+        raw = fs.read_bytes(file, follow=True)
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -58,7 +59,7 @@ def _sqlite_path_in(fs: FsOps, file: Path, home: Path, warnings: list[str]) -> s
     value = storage.get("sqlite_path") if isinstance(storage, dict) else None
     if value is None:
         return None
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str) or not value.strip() or "\x00" in value:
         warnings.append(_fallback(file, home, "storage.sqlite_path is not a path"))
         return None
     return value

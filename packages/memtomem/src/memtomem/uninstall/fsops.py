@@ -80,11 +80,15 @@ class FsOps:
         arg: str | int = path if isinstance(path, int) else os.fspath(path)
         return self._call("scandir", target, lambda: os.scandir(arg))
 
-    def read_bytes(self, path: PathArg, limit: int = 1 << 20) -> bytes:
+    def read_bytes(self, path: PathArg, limit: int = 1 << 20, *, follow: bool = False) -> bytes:
+        """Up to `limit` bytes. `follow` reads through a link, as memtomem reads its config."""
         p = os.fspath(path)
+        flags = system.O_READ_PROBE | system.O_BINARY
+        if follow:
+            flags &= ~system.O_NOFOLLOW
 
         def read() -> bytes:
-            fd = os.open(p, system.O_READ_PROBE | system.O_BINARY)
+            fd = os.open(p, flags)
             try:
                 return os.read(fd, limit)
             finally:

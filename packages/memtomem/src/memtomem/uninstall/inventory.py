@@ -151,23 +151,28 @@ def _lstat(fs: FsOps, path: Path) -> os.stat_result | None:
 
 
 def _check_database_path(fs: FsOps, layout: Layout) -> None:
-    st = _lstat(fs, layout.db_path)
-    where = f"storage.sqlite_path (from {layout.db_source})"
-    shown = show(layout.db_path, layout.home)
+    try:
+        st = _lstat(fs, layout.db_path)
+    except OSError as exc:
+        raise _bad_database(layout, f"cannot be examined ({exc.strerror})") from None
     if st is None or stat.S_ISLNK(st.st_mode):
         return
     if not stat.S_ISREG(st.st_mode):
-        raise Refused(
-            f"{where} points at {shown}, which is not a database file; correct the setting "
-            "and run mm uninstall again.",
-            path=str(layout.db_path),
-        )
+        raise _bad_database(layout, "is not a database file")
     if not system.IS_WINDOWS and st.st_uid != system.euid():
-        raise Refused(
-            f"{where} points at {shown}, owned by uid {st.st_uid}, not by you; correct the "
-            "setting or run mm uninstall as that user.",
-            path=str(layout.db_path),
+        raise _bad_database(layout, f"is owned by uid {st.st_uid}, not by you")
+
+
+def _bad_database(layout: Layout, problem: str) -> Refused:
+    shown = show(layout.db_path, layout.home)
+    if layout.db_source == "default":
+        text = f"{shown} (the default database path) {problem}; move it out of the way"
+    else:
+        text = (
+            f"storage.sqlite_path (from {layout.db_source}) points at {shown}, which "
+            f"{problem}; correct the setting"
         )
+    return Refused(f"{text} and run mm uninstall again.", path=str(layout.db_path))
 
 
 def _scan_db_dir(fs: FsOps, layout: Layout, anchors: list[Anchor], entries: list[Entry]) -> None:

@@ -43,7 +43,7 @@ def path_digest(db_path: Path) -> str:
     """The 16-hex digest 0.6.12 names pid files and presence markers by."""
     try:
         resolved = db_path.resolve()
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop, before Python 3.13
         resolved = db_path
     text = os.path.normcase(str(resolved))
     if sys.platform == "darwin":  # pragma: no cover

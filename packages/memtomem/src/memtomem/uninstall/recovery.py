@@ -108,6 +108,9 @@ def _find(fs: FsOps, anchors: Iterable[Path]) -> _Found:
                 found.orphans.append(Orphan(staging, anchor, kind))
                 continue
             journal = journal_io.read(fs, staging)
+            if journal is not None and not _plausible(journal, staging):
+                found.orphans.append(Orphan(staging, anchor, "dir"))
+                continue
             if journal is None:
                 if _only_journal_temp(fs, staging):
                     found.empty.append(staging)
@@ -123,6 +126,29 @@ def _find(fs: FsOps, anchors: Iterable[Path]) -> _Found:
         listed = {s for _a, s in journal.stagings}
         found.empty = [p for p in found.empty if p not in listed]
     return found
+
+
+def _plausible(journal: Journal, found_at: Path) -> bool:
+    """A journal is obeyed only if it speaks of staging dirs of its own run and moves
+    between each anchor and its staging dir, name for name: a forged or foreign record
+    could otherwise steer deletes and moves anywhere."""
+    stagings = dict(journal.stagings)
+    name = f"{STAGING_PREFIX}{journal.pid}"
+    if any(staging != anchor / name for anchor, staging in stagings.items()):
+        return False
+    if found_at not in stagings.values() or journal.primary not in stagings.values():
+        return False
+    if journal.state_dir is not None and journal.state_dir not in stagings:
+        return False
+    return all(
+        any(
+            m.src.is_relative_to(anchor)
+            and m.dst.is_relative_to(staging)
+            and m.src.relative_to(anchor) == m.dst.relative_to(staging)
+            for anchor, staging in stagings.items()
+        )
+        for m in journal.moves
+    )
 
 
 def _staging_entries(fs: FsOps, anchor: Path) -> list[tuple[Path, int]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from memtomem.uninstall import integrations, probes
+from memtomem.uninstall import integrations, probes, runtime
 from memtomem.uninstall.display import show
 from memtomem.uninstall.errors import ExitCode, Refused
 from memtomem.uninstall.fsops import FsOps
@@ -28,7 +28,16 @@ class Options:
 
 
 def recover_interrupted(fs: FsOps, layout: Layout, *, dry_run: bool, stop: Stop) -> Recovery:
-    anchors = [layout.state_dir, layout.db_dir, *layout.runtime_dirs]
+    """Recover in the state dir, the DB's dir and every trusted runtime dir. A journal in a
+    runtime dir someone else could have made is never read."""
+    anchors = [layout.state_dir, layout.db_dir]
+    for directory in layout.runtime_dirs:
+        try:
+            trusted = runtime.distrust(fs.lstat(directory)) is None
+        except OSError:
+            continue
+        if trusted:
+            anchors.append(directory)
     return recover(fs, anchors, dry_run=dry_run, stop=stop)
 
 
