@@ -114,7 +114,7 @@ HOLDERS = {
         _sentinel,
         _said_path,
         lambda w, c: (
-            f"a memtomem server (pid {c.pid}: {cmd60(c)}) has a store open "
+            f"a memtomem process (pid {c.pid}: {cmd60(c)}) has a store open "
             f"({_said_path(w, c)} is locked)"
         ),
         lambda c: STOP.format(pid=c.pid),
@@ -134,7 +134,7 @@ HOLDERS = {
         lambda w, kids: kids.flock(w.runtime / "lifecycle.lock", shared=True),
         lambda w, c: w.runtime / "lifecycle.lock",
         lambda w, c: (
-            f"a memtomem server (pid {c.pid}: {cmd60(c)}) holds the lifecycle barrier "
+            f"a memtomem process (pid {c.pid}: {cmd60(c)}) holds the lifecycle barrier "
             f"{w.runtime / 'lifecycle.lock'}"
         ),
         lambda c: STOP.format(pid=c.pid),

@@ -129,6 +129,7 @@ def document(world: World, **fields: Any) -> dict[str, Any]:
         "status": "success",
         "outcome": "removed",
         "exit_code": 0,
+        "dry_run": False,
         "message": "",
         "state_dir": str(world.state),
         "database": {"path": str(world.db), "source": "default"},
@@ -162,6 +163,7 @@ def test_json_dry_run(tmp_path: Path) -> None:
     assert doc == document(
         world,
         outcome="dry-run",
+        dry_run=True,
         groups=groups(world, kept),
         total={"files": 32 - 13, "bytes": 6211 - 5045 - 13 - 6 - 6 - 8},
         recovery={"dry_run": True, "runs": [], "orphans": []},
@@ -200,17 +202,24 @@ def test_json_refused_in_use(tmp_path: Path) -> None:
         "forceable": False,
         "blocks": True,
     }
+    # The refusal still shows the plan, minus the held pid file, which is never staged.
+    held_bytes = pid_file.stat().st_size
+    rows = groups(world)
+    runtime = next(r for r in rows if r["group"] == "runtime")
+    runtime.update(
+        entries=runtime["entries"] - 1,
+        files=runtime["files"] - 1,
+        bytes=runtime["bytes"] - held_bytes,
+    )
     assert doc == document(
         world,
         status="error",
         outcome="refused",
         exit_code=2,
         message=what,
-        groups=[],
-        total=None,
+        groups=rows,
+        total={"files": TOTAL["files"] - 1, "bytes": TOTAL["bytes"] - held_bytes},
         processes=[process],
-        integrations=[],
-        remove_program=None,
         error={"path": str(pid_file), "hint": hint},
     )
     assert world.tree() == before

@@ -12,6 +12,7 @@ import fcntl
 import glob
 import json
 import os
+import pwd
 import re
 import selectors
 import shutil
@@ -21,7 +22,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,8 @@ class PeerInstallError(RuntimeError):
 def find_python312() -> str | None:
     """Return a working Python >= 3.12 interpreter, or None."""
     candidates = [shutil.which(n) for n in ("python3.12", "python3.13")]
-    candidates += sorted(glob.glob("/root/.pyenv/versions/3.1[2-9]*/bin/python3"))
+    for root in _pyenv_roots():
+        candidates += sorted(glob.glob(f"{root}/versions/3.1[2-9]*/bin/python3"))
     candidates.append(shutil.which("python3"))
     for cand in candidates:
         if not cand:
@@ -84,6 +86,13 @@ def find_python312() -> str | None:
         if out.returncode == 0 and out.stdout.strip() == "True":
             return cand
     return None
+
+
+def _pyenv_roots() -> list[str]:
+    # The real home, not $HOME: tests point HOME at a temporary directory.
+    roots = [os.environ.get("PYENV_ROOT", ""), f"{pwd.getpwuid(os.getuid()).pw_dir}/.pyenv"]
+    roots.append("/root/.pyenv")
+    return list(dict.fromkeys(r for r in roots if r))
 
 
 def _run_checked(argv: list[str], what: str, timeout: float = 900) -> str:
@@ -159,6 +168,11 @@ class Peer:
     home: Path
     runtime_dir: Path
     mm: Path
+    # Everything started, so close() can stop what a failing test left running.
+    webs: list[WebHandle] = field(default_factory=list, repr=False)
+    servers: list[subprocess.Popen[bytes]] = field(default_factory=list, repr=False)
+    # Where the latest server's part of the (appended) serve log begins.
+    serve_log_start: int = field(default=0, repr=False)
 
     @classmethod
     def create(cls, root: Path, mm: Path) -> Peer:
@@ -236,7 +250,9 @@ class Peer:
         m = re.search(r"started pid=(\d+) port=(\d+)", out)
         if m is None:
             raise AssertionError(f"unexpected `mm web --background` output: {out!r}")
-        return WebHandle(self, int(m.group(1)), int(m.group(2)))
+        handle = WebHandle(self, int(m.group(1)), int(m.group(2)))
+        self.webs.append(handle)
+        return handle
 
     def upload(self, port: int, name: str, data: bytes) -> dict[str, Any]:
         """POST one file to the Web UI's ``/api/upload``; return its JSON answer."""
@@ -271,6 +287,7 @@ class Peer:
         """Start ``mm serve``, handshake, ``mem_add`` once; return once the store is open."""
         # stderr must not fill a pipe; keep the log out of the peer's HOME.
         log = open(self.serve_log, "ab")
+        self.serve_log_start = log.tell()
         proc = subprocess.Popen(
             [str(self.mm), "serve"],
             stdin=subprocess.PIPE,
@@ -280,6 +297,7 @@ class Peer:
             cwd=self.home,
         )
         log.close()
+        self.servers.append(proc)
         try:
             rpc = _StdioRpc(proc, timeout)
             rpc.request(
@@ -332,6 +350,32 @@ class Peer:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         return proc.wait()
+
+    def wait_server_settled(self, timeout: float = 30) -> None:
+        """Wait for the file watcher's re-index of the file ``mem_add`` wrote.
+
+        That re-index writes the DB about 5 s (``watcher_debounce_ms``) after
+        ``mem_add``; afterwards an idle server writes nothing (its health
+        watchdog and scheduler are off by default).
+        """
+        _wait_for(
+            lambda: b"Auto-reindexed" in self.serve_log.read_bytes()[self.serve_log_start :],
+            timeout,
+            f"the watcher's re-index in {self.serve_log}",
+        )
+
+    def close(self) -> None:
+        """Stop whatever is still running: the Web UI is detached and outlives us."""
+        for web in self.webs:
+            if _alive(web.pid):
+                web.stop()
+        for proc in self.servers:
+            if proc.poll() is None:
+                self.kill9(proc)
+            for pipe in (proc.stdin, proc.stdout):
+                if pipe is not None:
+                    with contextlib.suppress(OSError):
+                        pipe.close()
 
     def server_pid_file(self) -> Path | None:
         files = sorted(self.runtime_dir.glob("server-*.pid"))

@@ -178,6 +178,9 @@ def _run(
             if stopped is not None:
                 return stopped
             prepared = prepare(fs, layout, options, recovery, env)
+            if prepared.blocking:
+                refusal = _refusal(InUse(prepared.blocking), layout, recovery, prepared)
+                return replace(refusal, dry_run=options.dry_run)
             if options.dry_run or not prepared.has_work:
                 return _preview_only(prepared, dry_run=options.dry_run)
             _confirm(prepared, yes=yes, as_json=as_json)
@@ -230,7 +233,7 @@ def _preview_only(prepared: Prepared, *, dry_run: bool) -> Outcome:
         prepared=prepared,
         layout=prepared.layout,
         recovery=prepared.recovery,
-        warnings=prepared.warnings,
+        dry_run=dry_run,
     )
 
 

@@ -82,7 +82,7 @@ def hold_barrier(fs: FsOps, held: Held, barrier: Path, home: Path) -> None:
         os.close(fd)
         who = f" (pid {pid})" if pid else ""
         raise Refused(
-            f"a memtomem server{who} holds the lifecycle barrier {show(barrier, home)}; stop it"
+            f"a memtomem process{who} holds the lifecycle barrier {show(barrier, home)}; stop it"
             f"{f' (for example `kill {pid}`)' if pid else ''}, then run mm uninstall again.",
             path=str(barrier),
         )

@@ -39,6 +39,7 @@ class Prepared:
     integrations: tuple[Integration, ...]
     binary_hint: str
     warnings: tuple[str, ...]
+    blocking: tuple[Finding, ...] = ()
 
     @property
     def has_work(self) -> bool:
@@ -63,6 +64,7 @@ class Outcome:
     restore: tuple[str, ...] = ()
     unrestored: tuple[tuple[Path, Path], ...] = ()
     warnings: tuple[str, ...] = field(default=())
+    dry_run: bool = False
 
     @property
     def envelope_status(self) -> str:

@@ -86,7 +86,7 @@ def _probe_barrier(fs: FsOps, path: Path, home: Path) -> Finding | None:
         os.close(fd)
     return Finding(
         path,
-        f"a memtomem server {_process(pid)}holds the lifecycle barrier {show(path, home)}",
+        f"a memtomem process {_process(pid)}holds the lifecycle barrier {show(path, home)}",
         _stop_hint(pid),
         pid,
         forceable=False,
@@ -138,13 +138,13 @@ def _held_finding(path: Path, role: Role, pid: int | None, shown: str) -> Findin
             blocks=False,
         )
     what = {
-        Role.PID_FILE: "is running for this store",
-        Role.SENTINEL: "has a store open",
-        Role.PRESENCE: "is starting or running for this store",
+        Role.PID_FILE: f"server {who}is running for this store",
+        Role.SENTINEL: f"process {who}has a store open",
+        Role.PRESENCE: f"server {who}is starting or running for this store",
     }[role]
     return Finding(
         path,
-        f"a memtomem server {who}{what} ({shown} is locked)",
+        f"a memtomem {what} ({shown} is locked)",
         _stop_hint(pid),
         pid,
         forceable=False,

@@ -62,7 +62,9 @@ def text(outcome: Outcome) -> str:
     home = outcome.layout.home if outcome.layout else None
     lines = _recovery_lines(outcome.recovery, home)
     lines += [f"Warning: {w}" for w in outcome.warnings]
-    if outcome.prepared is not None and outcome.status in (Status.DRY_RUN, Status.NOTHING):
+    if outcome.prepared is not None and (
+        outcome.dry_run or outcome.status in (Status.DRY_RUN, Status.NOTHING)
+    ):
         lines += preview(outcome.prepared)
     if outcome.status is Status.DRY_RUN:
         lines.append("Dry run: nothing was changed.")
@@ -123,6 +125,7 @@ def document(outcome: Outcome) -> dict[str, Any]:
         "status": outcome.envelope_status,
         "outcome": outcome.status.value,
         "exit_code": int(outcome.exit_code),
+        "dry_run": outcome.dry_run,
         "message": outcome.message,
         "state_dir": _p(layout.state_dir) if layout else None,
         "database": {"path": _p(layout.db_path), "source": escape(layout.db_source)}

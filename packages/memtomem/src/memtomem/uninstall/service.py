@@ -80,21 +80,21 @@ def recovery_failure(layout: Layout, recovery: Recovery, signal: int | None) -> 
 def prepare(
     fs: FsOps, layout: Layout, options: Options, recovery: Recovery, env: Mapping[str, str]
 ) -> Prepared:
-    """Scan, probe and plan. Raises Refused (or InUse) before anything changes."""
+    """Scan, probe and plan. Raises Refused for an unsafe layout; a store in use is
+    returned as `blocking` findings, so even a refusal can show the plan."""
     inventory = scan(fs, layout)
     liveness = probes.probe(fs, inventory)
     blocking = liveness.blocking(force=options.force)
-    if blocking:
-        raise probes.InUse(blocking)
     plan = build_plan(
         inventory,
         keep_config=options.keep_config,
         keep_data=options.keep_data,
         held=liveness.held,
     )
-    if not options.dry_run:
+    if not options.dry_run and not blocking:
         _check_staging_free(fs, layout, plan.anchors)
     return Prepared(
+        blocking=blocking,
         layout=layout,
         recovery=recovery,
         inventory=inventory,
