@@ -31,27 +31,6 @@ def is_transient(exc: OSError) -> bool:
     return winerror in _TRANSIENT_WINERRORS or exc.errno in _TRANSIENT_ERRNOS
 
 
-def flock_held(fd: int, *, shared_ok: bool = False) -> bool:
-    """Whether another open file description holds a flock on `fd`'s file.
-
-    Takes the lock for an instant and gives it back: the kernel answers without waiting.
-    With `shared_ok`, only an exclusive holder counts.
-    """
-    if IS_WINDOWS:  # pragma: no cover - exercised on Windows only
-        return False
-    import fcntl
-
-    mode = fcntl.LOCK_SH if shared_ok else fcntl.LOCK_EX
-    try:
-        fcntl.flock(fd, mode | fcntl.LOCK_NB)
-    except OSError as exc:
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            return True
-        raise
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    return False
-
-
 def try_flock(fd: int, *, exclusive: bool) -> bool:
     """Take a flock without waiting; False when another process holds it."""
     if IS_WINDOWS:  # pragma: no cover
@@ -66,6 +45,20 @@ def try_flock(fd: int, *, exclusive: bool) -> bool:
             return False
         raise
     return True
+
+
+def flock_held(fd: int) -> bool:
+    """Whether another open file description holds a flock on `fd`'s file.
+
+    Takes the lock for an instant and gives it back: the kernel answers without waiting.
+    """
+    if not try_flock(fd, exclusive=True):
+        return True
+    if not IS_WINDOWS:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    return False
 
 
 @dataclass(frozen=True)
