@@ -12,9 +12,9 @@ from pathlib import Path
 
 import click
 
-from memtomem.uninstall import render
+from memtomem.uninstall import render, system
 from memtomem.uninstall.display import show
-from memtomem.uninstall.errors import ExitCode, NotConfirmed, UninstallError
+from memtomem.uninstall.errors import ExitCode, NotConfirmed, Refused, UninstallError
 from memtomem.uninstall.fsops import FsOps
 from memtomem.uninstall.journal import Journal, Staged
 from memtomem.uninstall.layout import Layout, build_layout
@@ -154,74 +154,112 @@ def uninstall(
 
 
 def run(options: Options, *, yes: bool, as_json: bool) -> Outcome:
+    system.raise_fd_limit()
     fs = make_fsops()
     env = dict(os.environ)
     layout = build_layout(fs, env)
-    outcome = _run(fs, env, layout, options, yes=yes, as_json=as_json)
-    return replace(outcome, warnings=layout.warnings)
+    held = Held()
+    with ExitStack() as stack:
+        stack.callback(release_quietly, fs, held)
+        outcome = _run(fs, env, layout, held, options, stack, yes=yes, as_json=as_json)
+    final = outcome.layout or layout
+    leftover = [
+        f"could not remove {show(path, final.home)}, made for this run: {reason}"
+        for path, reason in held.problems
+    ]
+    return replace(outcome, warnings=(*final.warnings, *leftover))
 
 
 def _run(
-    fs: FsOps, env: dict[str, str], layout: Layout, options: Options, *, yes: bool, as_json: bool
+    fs: FsOps,
+    env: dict[str, str],
+    layout: Layout,
+    held: Held,
+    options: Options,
+    stack: ExitStack,
+    *,
+    yes: bool,
+    as_json: bool,
 ) -> Outcome:
-    held = Held()
     recovery: Recovery | None = None
-    with ExitStack() as stack:
-        stack.callback(release_quietly, fs, held)
-        try:
-            held.fds += hold_run_lock(fs, layout.home).fds
-            with deferred() as signals:
-                recovery = recover_interrupted(
-                    fs, layout, dry_run=options.dry_run, stop=signals.stopping
-                )
-            stopped = recovery_failure(layout, recovery, signals.pending())
-            if stopped is not None:
-                return stopped
-            prepared = prepare(fs, layout, options, recovery, env)
-            if prepared.blocking:
-                refusal = _refusal(InUse(prepared.blocking), layout, recovery, prepared)
-                return replace(refusal, dry_run=options.dry_run)
-            if options.dry_run or not prepared.has_work:
-                return _preview_only(prepared, dry_run=options.dry_run)
-            _confirm(prepared, yes=yes, as_json=as_json)
-        except UninstallError as error:
-            return _refusal(error, layout, recovery)
-        except KeyboardInterrupt:
-            return Outcome(
-                Status.INTERRUPTED,
-                130,
-                "Interrupted; nothing was changed.",
-                layout=layout,
-                recovery=recovery,
+    try:
+        held.fds += hold_run_lock(fs, layout.home).fds
+        with deferred() as signals:
+            recovery = recover_interrupted(
+                fs, layout, dry_run=options.dry_run, stop=signals.stopping
             )
-        return _wipe(fs, prepared, held, options, as_json, stack)
+        stopped = recovery_failure(layout, recovery, signals.pending())
+        if stopped is not None:
+            return stopped
+        if recovery.runs and not options.dry_run:
+            layout = build_layout(fs, env)  # recovery may have put config.json back
+        prepared = prepare(fs, layout, options, recovery, env)
+        if prepared.blocking:
+            refusal = _refusal(InUse(prepared.blocking), layout, recovery, prepared)
+            return replace(refusal, dry_run=options.dry_run)
+        if options.dry_run or not prepared.has_work:
+            return _preview_only(prepared, dry_run=options.dry_run)
+        _confirm(prepared, yes=yes, as_json=as_json)
+    except OSError as exc:
+        return _refusal(_unreadable(exc, layout), layout, recovery)
+    except UninstallError as error:
+        return _refusal(error, layout, recovery)
+    except KeyboardInterrupt:
+        message = "Interrupted; nothing was changed."
+        return Outcome(Status.INTERRUPTED, 130, message, layout=layout, recovery=recovery)
+    return _wipe(fs, prepared, held, options, as_json, stack)
+
+
+def _unreadable(exc: OSError, layout: Layout) -> Refused:
+    """An I/O error before anything moved: refuse, naming the path."""
+    path = exc.filename if isinstance(exc.filename, str) else None
+    where = show(path, layout.home) if path else "the store"
+    return Refused(
+        f"could not examine {where}: {exc.strerror or exc}; nothing was changed. Fix the cause "
+        "and run mm uninstall again.",
+        path=path,
+    )
 
 
 def _wipe(
     fs: FsOps, prepared: Prepared, held: Held, options: Options, as_json: bool, stack: ExitStack
 ) -> Outcome:
-    common = {"prepared": prepared, "layout": prepared.layout, "recovery": prepared.recovery}
+    layout = prepared.layout
     with deferred() as signals:
         try:
             lock_for_wipe(fs, prepared, held, options)
             removal = _delete_inventory(fs, prepared, signals, _progress(prepared, as_json, stack))
-        except _RollbackFailed as error:
-            return Outcome(
-                Status.ROLLBACK_INCOMPLETE,
-                error.exit_code,
-                error.message,
-                restore=tuple(error.commands),
-                unrestored=tuple((m.dst, m.src) for m in error.unrestored),
-                **common,  # type: ignore[arg-type]
-            )
         except _UninstallPartialError as error:
-            status = Status.INTERRUPTED if error.signal else Status.ROLLED_BACK
-            if error.exit_code == ExitCode.REFUSED:
-                status = Status.REFUSED
-            return Outcome(status, error.exit_code, error.message, path=error.path, **common)  # type: ignore[arg-type]
+            return _failed(prepared, error)
+        except OSError as exc:
+            return _refusal(_unreadable(exc, layout), layout, prepared.recovery, prepared)
         except UninstallError as error:
-            return _refusal(error, prepared.layout, prepared.recovery, prepared)
+            return _refusal(error, layout, prepared.recovery, prepared)
     return _removed(prepared, removal, signals.pending(), prepared.recovery)
+
+
+def _failed(prepared: Prepared, error: _UninstallPartialError) -> Outcome:
+    base = Outcome(
+        Status.ROLLED_BACK,
+        error.exit_code,
+        error.message,
+        prepared=prepared,
+        layout=prepared.layout,
+        recovery=prepared.recovery,
+        path=error.path,
+    )
+    if isinstance(error, _RollbackFailed):
+        return replace(
+            base,
+            status=Status.ROLLBACK_INCOMPLETE,
+            restore=tuple(error.commands),
+            unrestored=tuple((m.dst, m.src) for m in error.unrestored),
+        )
+    if error.signal:
+        return replace(base, status=Status.INTERRUPTED)
+    if error.exit_code == ExitCode.REFUSED:
+        return replace(base, status=Status.REFUSED)
+    return base
 
 
 def _preview_only(prepared: Prepared, *, dry_run: bool) -> Outcome:

@@ -20,22 +20,39 @@ class AnotherRun(Refused):
 
 @dataclass
 class Held:
+    """Descriptors holding locks, and the lock files and dirs this run had to create."""
+
     fds: list[int] = field(default_factory=list)
     created: list[Path] = field(default_factory=list)
+    problems: list[tuple[Path, str]] = field(default_factory=list)
 
     def release(self, fs: FsOps) -> None:
         for fd in self.fds:
             os.close(fd)
         self.fds.clear()
         for path in reversed(self.created):
-            try:
-                if stat.S_ISDIR(fs.lstat(path).st_mode):
-                    fs.rmdir(path)
-                else:
-                    fs.unlink(path)
-            except OSError:
-                pass
+            reason = _remove_created(fs, path)
+            if reason is not None:
+                self.problems.append((path, reason))
         self.created.clear()
+
+
+def _remove_created(fs: FsOps, path: Path) -> str | None:
+    """Remove what this run created; try twice, since nothing else needs it. The reason
+    when it stays."""
+    reason = None
+    for _attempt in range(2):
+        try:
+            if stat.S_ISDIR(fs.lstat(path).st_mode):
+                fs.rmdir(path)
+            else:
+                fs.unlink(path)
+            return None
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+    return reason
 
 
 def hold_run_lock(fs: FsOps, home: Path) -> Held:

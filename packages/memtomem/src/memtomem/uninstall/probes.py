@@ -187,9 +187,10 @@ def _probe_database(fs: FsOps, db: Path, home: Path) -> list[Finding]:
 
 
 def _pid_in(path: Path, body: bytes) -> int | None:
-    text = body.split(b"\n", 1)[0].strip() if body else path.name.split("-", 1)[0].encode()
+    """The pid on a pid file's first line, or at the start of a sentinel's name."""
+    text = body.split(b"\n", 1)[0].decode("ascii", "replace") if body else path.name
     try:
-        return int(text)
+        return int(text.split("-", 1)[0].strip())
     except ValueError:
         return None
 

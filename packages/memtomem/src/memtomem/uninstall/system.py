@@ -25,6 +25,21 @@ def euid() -> int:
     return os.geteuid() if hasattr(os, "geteuid") else 0
 
 
+def raise_fd_limit() -> None:
+    """Allow as many descriptors as the hard limit: walks hold one per directory level."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, target), hard))
+        except (ValueError, OSError):
+            pass
+
+
 def is_transient(exc: OSError) -> bool:
     """A failure worth retrying for a moment (Windows-style sharing conflicts)."""
     winerror = getattr(exc, "winerror", None)

@@ -70,25 +70,33 @@ class Transaction:
             self._guard("write the journal in", staging, journal_io.write, fs, staging, journal)
         scaffolds: list[Path] = []
         for move in journal.moves:
-            signal = self.interrupted()
-            if signal is not None:
-                raise StageFailed(move.src, None, signal)
+            self._check_interrupt(move.src)
             self._guard("move", move.src, self._move, move, scaffolds)
         sources = {m.src.parent for m in journal.moves}
         for directory in [*sorted(sources), *(s for _a, s in journal.stagings), *scaffolds]:
             self._guard("make durable", directory, fs.fsync_dir, directory)
+        self._check_interrupt(journal.primary)
+
+    def _check_interrupt(self, path: Path) -> None:
+        signal = self.interrupted()
+        if signal is not None:
+            raise StageFailed(path, None, signal)
 
     def mark_committed(self) -> None:
         """Record COMMITTED durably. Nothing is deleted before this succeeds, so a failure
         here is a StageFailed like any other: the caller rolls back."""
+        self._check_interrupt(self.journal.primary)
         committed = self.journal.committed()
         try:
             journal_io.write(self.fs, committed.primary, committed)
-        except OSError as exc:
-            # The rename may have landed before the failing fsync: put STAGING back, so a
-            # crash during the rollback that follows is undone, never rolled forward.
+            self._check_interrupt(committed.primary)  # a signal during the write: undo it
+        except (OSError, StageFailed) as exc:
+            # The rename may have landed: put STAGING back, so a crash during the rollback
+            # that follows is undone, never rolled forward.
             with contextlib.suppress(OSError):
                 journal_io.write(self.fs, self.journal.primary, self.journal)
+            if isinstance(exc, StageFailed):
+                raise
             raise StageFailed(committed.primary, exc, action="record the commit in") from exc
         self.journal = committed
 
@@ -133,12 +141,12 @@ def restore(fs: FsOps, journal: Journal) -> tuple[Staged, ...]:
     unrestored: list[Staged] = []
     touched: set[Path] = set()
     for move in reversed(journal.moves):
-        if not _exists(fs, move.dst):
-            continue
-        if _exists(fs, move.src):
-            unrestored.append(move)
-            continue
         try:
+            if not _exists(fs, move.dst):
+                continue
+            if _exists(fs, move.src):
+                unrestored.append(move)
+                continue
             fs.replace(move.dst, move.src)
             touched.add(move.src.parent)
         except OSError:
@@ -160,7 +168,12 @@ def finish(fs: FsOps, journal: Journal, *, stop: Stop, progress: Progress | None
     others_gone = True
     for _anchor, staging in _secondaries_first(journal):
         is_primary = staging == journal.primary
-        if not _exists(fs, staging):
+        try:
+            if not _exists(fs, staging):
+                continue
+        except OSError as exc:
+            removal.fail(str(staging), exc.strerror or str(exc))
+            others_gone = False
             continue
         _purge(fs, staging, removal, stop, progress)
         if removal.stopped:

@@ -24,41 +24,54 @@ class TreeStats:
 
 
 def measure(fs: FsOps, path: str, st: os.stat_result) -> TreeStats:
-    """Count non-directory entries and their bytes below (and including) `path`."""
+    """Count non-directory entries and their bytes below (and including) `path`.
+
+    Directory-fd-relative, like remove_tree, so depth is bounded by descriptors, not PATH_MAX.
+    """
     if not stat.S_ISDIR(st.st_mode):
         return TreeStats(1, st.st_size if stat.S_ISREG(st.st_mode) else 0)
     files = size = 0
-    stack: list[Listing] = []
-    try:
-        stack.append(fs.scandir(path))
-    except OSError:
-        return TreeStats(0, 0)
+    stack: list[tuple[int, Listing]] = []
+    _push(fs, stack, path, None)
     try:
         while stack:
-            entry = next(stack[-1], None)
+            fd, listing = stack[-1]
+            try:
+                entry = next(listing, None)
+            except OSError:
+                entry = None
             if entry is None:
-                stack.pop().close()
+                stack.pop()
+                listing.close()
+                os.close(fd)
                 continue
             try:
                 est = stat_entry(fs, entry)
             except OSError:
                 continue
-            if stat.S_ISDIR(est.st_mode):
-                if est.st_dev != st.st_dev:
-                    files += 1
-                    continue
-                try:
-                    stack.append(fs.scandir(entry.path))
-                except OSError:
-                    continue
-            else:
+            if not stat.S_ISDIR(est.st_mode):
                 files += 1
-                if stat.S_ISREG(est.st_mode):
-                    size += est.st_size
+                size += est.st_size if stat.S_ISREG(est.st_mode) else 0
+            elif est.st_dev != st.st_dev:
+                files += 1  # a mount point: counted, never entered
+            else:
+                _push(fs, stack, entry.name, fd)
     finally:
-        for it in stack:
-            it.close()
+        for fd, listing in stack:
+            listing.close()
+            os.close(fd)
     return TreeStats(files, size)
+
+
+def _push(fs: FsOps, stack: list[tuple[int, Listing]], name: str, dir_fd: int | None) -> None:
+    try:
+        fd = fs.open_dir(name, dir_fd=dir_fd)
+    except OSError:
+        return
+    try:
+        stack.append((fd, fs.scandir(fd)))
+    except OSError:
+        os.close(fd)
 
 
 @dataclass
@@ -113,7 +126,13 @@ def remove_tree(
     except OSError as exc:
         out.fail(path, _reason(exc))
         return out
-    stack = [_Frame(top, path, fs.scandir(top), "")]
+    try:
+        listing = fs.scandir(top)
+    except OSError as exc:
+        os.close(top)
+        out.fail(path, _reason(exc))
+        return out
+    stack = [_Frame(top, path, listing, "")]
     try:
         _drain(fs, stack, st.st_dev, out, stop, progress)
     finally:
@@ -138,7 +157,11 @@ def _drain(
 ) -> None:
     while stack:
         frame = stack[-1]
-        entry = next(frame.entries, None)
+        try:
+            entry = next(frame.entries, None)
+        except OSError as exc:  # a directory that fails mid-read: name it, move on
+            out.fail(frame.path, _reason(exc))
+            entry = None
         if entry is None:
             if len(stack) == 1:
                 return  # the caller closes the top and removes it by path
