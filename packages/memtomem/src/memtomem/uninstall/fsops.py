@@ -54,16 +54,21 @@ class FsOps:
         return result
 
     def _retrying(self, op: str, target: str, func: Callable[[], T]) -> T:
+        try:
+            return self._call(op, target, func)
+        except OSError as exc:
+            if not system.is_transient(exc):
+                raise
         deadline = time.monotonic() + self.retry_seconds
         delay = 0.01
         while True:
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.25)
             try:
                 return self._call(op, target, func)
             except OSError as exc:
                 if not system.is_transient(exc) or time.monotonic() >= deadline:
                     raise
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 0.25)
 
     # Reads.
     def lstat(self, path: PathArg, *, dir_fd: int | None = None) -> os.stat_result:
