@@ -285,7 +285,7 @@ def _removed(
         layout=prepared.layout,
         recovery=recovery,
         removed_files=removal.files,
-        removed_bytes=prepared.plan.bytes if not removal.error_count else removal.bytes,
+        removed_bytes=None if removal.error_count else prepared.plan.bytes,
         leftovers=tuple(removal.errors),
         leftover_count=removal.error_count,
     )
@@ -300,7 +300,7 @@ def _removed(
             "fix the cause below, then run mm uninstall again to finish."
         )
         return replace(base, status=Status.LEFTOVER, exit_code=ExitCode.LEFTOVER, message=message)
-    message = f"Removed {removal.files} files ({render.size(base.removed_bytes)})."
+    message = f"Removed {removal.files} files ({render.size(prepared.plan.bytes)})."
     code = 128 + signal if signal is not None else ExitCode.REMOVED
     return replace(base, exit_code=code, message=message)
 

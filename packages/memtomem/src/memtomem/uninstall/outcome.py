@@ -58,7 +58,7 @@ class Outcome:
     path: str | None = None
     hint: str | None = None
     removed_files: int = 0
-    removed_bytes: int = 0
+    removed_bytes: int | None = 0  # None: some files stayed, so the bytes are not known
     leftovers: tuple[tuple[str, str], ...] = ()
     leftover_count: int = 0
     restore: tuple[str, ...] = ()
