@@ -65,10 +65,13 @@ def hold_run_lock(fs: FsOps, home: Path) -> Held:
         return held
     try:
         taken = system.try_flock(fd, exclusive=True)
+        holder = None if taken else system.flock_holder(os.fstat(fd))
+        if not taken and holder is None:  # the holder just finished: try once more
+            taken = system.try_flock(fd, exclusive=True)
     except OSError:
         taken = True  # a filesystem without flock: nothing to coordinate with
     if not taken:
-        pid = system.flock_holder(os.fstat(fd))
+        pid = holder
         os.close(fd)
         who = f" (pid {pid})" if pid else ""
         raise AnotherRun(

@@ -34,6 +34,7 @@ class RecoveredRun:
     unrestored: tuple[Staged, ...] = ()
     leftovers: tuple[tuple[str, str], ...] = ()
     stagings: tuple[Path, ...] = ()
+    stopped: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def recover(fs: FsOps, anchors: Iterable[Path], *, dry_run: bool, stop: Stop) ->
             pass
         elif committed:
             removal = finish(fs, journal, stop=stop)
-            run = replace(run, leftovers=tuple(removal.errors))
+            run = replace(run, leftovers=tuple(removal.errors), stopped=removal.stopped)
         else:
             run = replace(run, unrestored=restore(fs, journal))
         runs.append(run)

@@ -67,10 +67,16 @@ def recovery_failure(layout: Layout, recovery: Recovery, signal: int | None) -> 
             leftover_count=len(recovery.leftovers),
         )
     if signal is not None:
+        message = f"interrupted by signal {signal}; recovery was completed first"
+        if any(run.stopped for run in recovery.runs):
+            message = (
+                f"interrupted by signal {signal} while finishing an interrupted uninstall; "
+                "run mm uninstall again to finish."
+            )
         return Outcome(
             Status.INTERRUPTED,
             128 + signal,
-            f"interrupted by signal {signal}; recovery was completed first",
+            message,
             layout=layout,
             recovery=recovery,
         )

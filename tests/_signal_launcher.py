@@ -1,0 +1,62 @@
+"""Test-only launcher, like tests/support/launcher.py, for what that one cannot do.
+
+MM_TEST_SIGNALS="k:when:NAME,..." sends signal NAME to this process at the kth filesystem
+mutation (when = before | after); several may be listed (a second Ctrl-C during rollback,
+a SIGSTOP that freezes a run mid-staging). MM_TEST_TRACE=F appends each mutation to F, as
+the shared launcher does. MM_TEST_GATE=<path>: after the imports, create <path>.<pid> and
+wait until <path> exists, so that a test can start two runs at the same instant.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+from tests.support import guard
+from tests.support.faults import MUTATIONS, ScriptedFs
+
+
+def plan_from(spec: str) -> dict[tuple[int, str], list[int]]:
+    plan: dict[tuple[int, str], list[int]] = {}
+    for item in filter(None, spec.split(",")):
+        k, when, name = item.split(":")
+        plan.setdefault((int(k), when), []).append(getattr(signal, name))
+    return plan
+
+
+def wait_at(gate: str) -> None:
+    with open(f"{gate}.{os.getpid()}", "x"):
+        pass
+    deadline = time.monotonic() + 60
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.0005)
+
+
+def main() -> None:
+    guard.install()
+    from memtomem.cli import main as mm_main
+    from memtomem.cli import uninstall_cmd
+
+    plan = plan_from(os.environ.get("MM_TEST_SIGNALS", ""))
+    trace_path = os.environ.get("MM_TEST_TRACE")
+    trace = open(trace_path, "a", encoding="utf-8") if trace_path else None
+
+    def hook(n: int, phase: str, op: str, target: str) -> None:
+        if trace is not None and phase == "before":
+            trace.write(f"{op}\t{target!r}\n")
+            trace.flush()
+        for sig in plan.pop((n, phase), []):
+            os.kill(os.getpid(), sig)
+
+    uninstall_cmd.make_fsops = lambda: ScriptedFs(hook=hook, only=MUTATIONS)
+    gate = os.environ.get("MM_TEST_GATE")
+    if gate:
+        wait_at(gate)
+    sys.argv[0] = "mm"
+    mm_main()
+
+
+if __name__ == "__main__":
+    main()
