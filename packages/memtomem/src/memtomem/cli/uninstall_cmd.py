@@ -123,7 +123,10 @@ def _delete_inventory(
                 failure, home, journal, unrestored
             ) from None
         raise _UninstallPartialError(failure, home) from None
-    return transaction.commit(stop=signals.stopping, progress=progress)
+    removal = transaction.commit(stop=signals.stopping, progress=progress)
+    if progress is not None:
+        progress(removal.files, removal.bytes)  # the bar ends at the true total
+    return removal
 
 
 @click.command("uninstall")
