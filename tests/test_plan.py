@@ -103,7 +103,7 @@ def test_keep_flags_decide_rows_and_moves(keep_config: bool, keep_data: bool) ->
     kept, anchors, remove_state_dir, files, size = FLAG_TABLE[keep_config, keep_data]
     plan = build_plan(inventory(), keep_config=keep_config, keep_data=keep_data)
     moves = tuple(m for group, ms in ALL_MOVES.items() if group not in kept for m in ms)
-    assert plan == Plan(moves, rows(kept), anchors, remove_state_dir, keep_config, keep_data)
+    assert plan == Plan(moves, rows(kept), anchors, STATE, remove_state_dir, keep_config, keep_data)
     assert (plan.files, plan.bytes) == (files, size)
 
 
@@ -179,5 +179,5 @@ def test_anchors_put_the_state_dir_first_even_when_the_database_moves_first() ->
 
 def test_nothing_found_plans_nothing_but_the_empty_state_dir() -> None:
     plan = build_plan(inventory(()), keep_config=False, keep_data=False)
-    assert plan == Plan((), (), (), True, False, False)
+    assert plan == Plan((), (), (), STATE, True, False, False)
     assert (plan.files, plan.bytes) == (0, 0)

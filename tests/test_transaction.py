@@ -51,7 +51,9 @@ class Tree:
         self.removed = [m.src for m in self.moves]
 
     def plan(self, remove_state_dir: bool = False) -> Plan:
-        return Plan(self.moves, (), (self.state, self.dbdir), remove_state_dir, False, False)
+        return Plan(
+            self.moves, (), (self.state, self.dbdir), self.state, remove_state_dir, False, False
+        )
 
     def staging(self, anchor: Path) -> Path:
         return anchor / f".uninstall-staging-{os.getpid()}"
@@ -187,7 +189,7 @@ def test_commit_removes_an_emptied_state_dir(tmp_path: Path) -> None:
     )
     before = snapshot(tmp_path)
     txn = Transaction(
-        ScriptedFs(), Plan(moves, (), (state,), True, False, False), interrupted=never
+        ScriptedFs(), Plan(moves, (), (state,), state, True, False, False), interrupted=never
     )
     txn.stage()
     assert read_journal(txn.journal.primary)["remove_state_dir"] == str(state)

@@ -41,6 +41,7 @@ class Plan:
     moves: tuple[Move, ...]
     rows: tuple[Row, ...]
     anchors: tuple[Path, ...]
+    state_dir: Path
     remove_state_dir: bool
     keep_config: bool
     keep_data: bool
@@ -90,7 +91,15 @@ def build_plan(
     remove_state_dir = (
         state_dir_present and not inventory.unknown and not kept_any_in_state and not held_in_state
     )
-    return Plan(tuple(moves), rows, anchors, remove_state_dir, keep_config, keep_data)
+    return Plan(
+        tuple(moves),
+        rows,
+        anchors,
+        inventory.layout.state_dir,
+        remove_state_dir,
+        keep_config,
+        keep_data,
+    )
 
 
 def _primary_first(moves: list[Move], state_dir: Path) -> list[Path]:

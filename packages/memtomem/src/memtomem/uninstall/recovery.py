@@ -139,8 +139,8 @@ def _plausible(journal: Journal, found_at: Path) -> bool:
         return False
     if found_at not in stagings.values() or journal.primary not in stagings.values():
         return False
-    if journal.state_dir is not None and journal.state_dir not in stagings:
-        return False
+    if journal.state_dir is not None and journal.state_dir.name != ".memtomem":
+        return False  # the only directory a journal may ask to remove is a state dir
     return all(
         any(
             m.src.is_relative_to(anchor)

@@ -50,7 +50,7 @@ class Transaction:
         stagings = tuple((anchor, anchor / staging_name()) for anchor in plan.anchors)
         where = dict(stagings)
         moves = tuple(Staged(m.group.value, m.src, where[m.anchor] / m.rel) for m in plan.moves)
-        state_dir = plan.anchors[0] if plan.remove_state_dir and plan.anchors else None
+        state_dir = plan.state_dir if plan.remove_state_dir else None
         self.journal = Journal.new(
             stagings[0][1] if stagings else Path(),
             stagings,
