@@ -43,7 +43,6 @@ class _UninstallPartialError(UninstallError):
     """The wipe failed after it started and everything was moved back: state as before."""
 
     exit_code: int = ExitCode.ROLLED_BACK
-    status = Status.ROLLED_BACK.value
 
     def __init__(self, failure: StageFailed, home: Path, message: str | None = None):
         self.failure = failure
@@ -75,7 +74,6 @@ class _RollbackFailed(_UninstallPartialError):
             "Nothing was deleted: every byte is still on disk.",
         )
         self.exit_code = ExitCode.ROLLBACK_INCOMPLETE
-        self.status = Status.ROLLBACK_INCOMPLETE.value
         self.unrestored = unrestored
         self.commands = restore_commands([s for _a, s in journal.stagings], unrestored)
 

@@ -18,7 +18,6 @@ class UninstallError(Exception):
     """An expected failure: rendered as one clear message, never as a traceback."""
 
     exit_code: int = ExitCode.REFUSED
-    status: str = "refused"
 
     def __init__(self, message: str, *, path: str | None = None, hint: str | None = None):
         super().__init__(message)
@@ -37,4 +36,3 @@ class CrossDevice(Refused):
 
 class NotConfirmed(UninstallError):
     exit_code = ExitCode.DECLINED
-    status = "declined"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -258,10 +257,3 @@ def _exists(fs: FsOps, path: Path) -> bool:
     except (FileNotFoundError, NotADirectoryError):
         return False
     return True
-
-
-def is_staging_dir(fs: FsOps, path: Path) -> bool:
-    try:
-        return stat.S_ISDIR(fs.lstat(path).st_mode)
-    except OSError:
-        return False
