@@ -10,9 +10,8 @@ followed by a clean run that must end fully removed. See support_matrix.judge.
 
 Default mode runs every N for one error and flag set on the default layout, and a
 deterministic stride of N for every other sweep; --exhaustive runs every N everywhere.
-The tests at the end aim one fault at one step: regressions for the bugs this matrix
-found, and xfail(strict) pins for the open ones (support_matrix.KNOWN_BUGS), which do not
-fail a sweep while their own repro still reproduces them.
+The tests at the end aim one fault at one step: the bugs this matrix and the properties
+found, kept as regressions.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from __future__ import annotations
 import errno
 import itertools
 import os
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +38,6 @@ from tests.support_matrix import (
     Scenario,
     Scripted,
     Verdict,
-    explained_by,
     judge_world,
     sweep,
 )
@@ -68,18 +65,14 @@ def run_sweep(
     def make(n: int) -> Scenario:
         return Scenario(layout, *flags, error, n, every_from)
 
-    count, known, broken = 0, Counter[str](), []
+    count, broken = 0, []
     last: Verdict | None = None
     for last in sweep(base, make, start, stride):
         count += 1
-        bugs = explained_by(last, base)
-        if bugs is not None:
-            known.update(bug.key for bug in bugs)
-        elif last.problems:
+        if last.problems:
             broken.append(str(last))
         assert last.scenario.n < MAX_CALLS, "the run never completes"
     record("scenarios", count)
-    record("known_bug_hits", dict(known))
     assert last is not None and not last.reached and count > 1
     assert not broken, f"{len(broken)} of {count} scenarios broke an invariant:\n" + "\n".join(
         broken[:15]
@@ -125,11 +118,8 @@ def test_exhaustive_matrix(
     run_sweep(tmp_path, record_property, layout, flags, error, every_from)
 
 
-# --- Faults aimed at one step ----------------------------------------------------------
-#
-# Each found by the matrix or the properties and fixed since (2de4480 and after); they stay
-# as regressions. The last one is open. Every scripted test also asserts its
-# fault fired, so a changed call sequence cannot make it pass vacuously.
+# One fault aimed at one step: each a bug the matrix or the properties found, kept as a
+# regression. A scripted test asserts its fault fired, so it cannot pass vacuously.
 
 Build = Callable[[Path], World]
 

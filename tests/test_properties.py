@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.support.world import DEAD_PID, World, write
-from tests.support_matrix import ERRORS, Scenario, Scripted, Verdict, explained_by, judge_world
+from tests.support_matrix import ERRORS, Scenario, Scripted, judge_world
 
 # Name pieces: shell and terminal hazards, a leading dash, and bytes that are not UTF-8.
 _PIECES = [b"a", b"Z9", b" ", b"-", b"--x", b"\n", b"\t", b"\x1b[31m", b"\xff", b"\xc3\xa9"]
@@ -206,10 +206,6 @@ def materialize(root: Path, spec: StateSpec) -> World:
     return world
 
 
-def fails(verdict: Verdict, base: Path) -> bool:
-    return bool(verdict.problems) and explained_by(verdict, base) is None
-
-
 def check(base: Path, spec: StateSpec, keep: tuple[bool, bool], data: st.DataObject) -> None:
     """A clean run of `spec` (which must remove exactly) counts the seam calls; a second
     copy of `spec` then fails one of them, or every one from it on."""
@@ -217,14 +213,14 @@ def check(base: Path, spec: StateSpec, keep: tuple[bool, bool], data: st.DataObj
     clean = Scenario("generated", *keep, "none", 0, False)
     counter = Scripted(lambda _op, _target, _calls: None)
     verdict = judge_world(materialize(work / "clean", spec), clean, counter)
-    if fails(verdict, base):
+    if verdict.problems:
         pytest.fail(f"{verdict}\n  spec: {spec}")
     error = data.draw(st.sampled_from(sorted(ERRORS)), label="error")
     n = data.draw(st.integers(1, len(counter.calls) + 1), label="fail call")
     every = data.draw(st.booleans(), label="every call from N on")
     faulty = Scenario("generated", *keep, error, n, every)
     verdict = judge_world(materialize(work / "faulty", spec), faulty)
-    if fails(verdict, base):
+    if verdict.problems:
         pytest.fail(f"{verdict}\n  spec: {spec}")
     shutil.rmtree(work)  # thousands of examples; a failing one stays for a look
 
