@@ -8,7 +8,6 @@ a "refused" JSON document naming the holder's pid, and a message saying how to s
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from tests.support.children import Child, Children
 from tests.support.cli import invoke, invoke_json
 from tests.support.faults import ScriptedFs
 from tests.support.snapshot import Node, diff
-from tests.support.world import World, digest, full_world
+from tests.support.world import World, digest, full_world, real_db
 
 STOP = "Stop it (for example `kill {pid}`), then run mm uninstall again."
 NOT_OURS = " If you are sure it is not memtomem's, pass --force."
@@ -30,22 +29,6 @@ NOT_OURS = " If you are sure it is not memtomem's, pass --force."
 def children() -> Iterator[Children]:
     with Children() as kids:
         yield kids
-
-
-def real_db(world: World, mode: str = "wal") -> None:
-    """Replace the synthetic DB (not a valid SQLite file) and its siblings with a real DB."""
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        Path(f"{world.db}{suffix}").unlink()
-    db = sqlite3.connect(world.db)
-    try:
-        db.execute(f"PRAGMA journal_mode={mode}")
-        db.execute("CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT)")
-        db.execute("INSERT INTO notes(body) VALUES ('first')")
-        db.commit()
-    finally:
-        db.close()
-    os.chmod(world.db, 0o600)
-    assert not Path(f"{world.db}-wal").exists()  # the close checkpointed and removed it
 
 
 def cmd60(child: Child) -> str:

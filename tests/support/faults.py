@@ -26,11 +26,13 @@ def oserror(code: int) -> OSError:
 
 @dataclass
 class Fault:
-    """Fail matching calls: `op` and a substring of the target; the nth match, or from it on."""
+    """Fail matching calls: `op` and a substring of the target (or the exact target, `path`);
+    the nth match, or from it on."""
 
     error: int
     op: str | None = None
     contains: str | None = None
+    path: str | None = None
     nth: int = 1
     every_from: bool = False
     times: int = 1
@@ -41,6 +43,8 @@ class Fault:
         if self.op is not None and op != self.op:
             return
         if self.contains is not None and self.contains not in target:
+            return
+        if self.path is not None and target != self.path:
             return
         self.seen += 1
         if self.seen < self.nth:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,3 +141,19 @@ def full_world(
     if stranger:
         write(state / "my-own-notes.txt", "not memtomem's")
     return w
+
+
+def real_db(world: World, mode: str = "wal") -> None:
+    """Replace the synthetic DB (not a valid SQLite file) and its siblings with a real DB."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{world.db}{suffix}").unlink()
+    db = sqlite3.connect(world.db)
+    try:
+        db.execute(f"PRAGMA journal_mode={mode}")
+        db.execute("CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT)")
+        db.execute("INSERT INTO notes(body) VALUES ('first')")
+        db.commit()
+    finally:
+        db.close()
+    os.chmod(world.db, 0o600)
+    assert not Path(f"{world.db}-wal").exists()  # the close checkpointed and removed it

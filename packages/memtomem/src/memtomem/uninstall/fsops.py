@@ -112,6 +112,23 @@ class FsOps:
         flags = os.O_RDONLY | system.O_DIRECTORY | system.O_NOFOLLOW
         return self._call("open", p, lambda: os.open(p, flags, dir_fd=dir_fd))
 
+    # Locks, on descriptors the seam opened; `path` names the file for the hooks.
+    def try_flock(self, fd: int, path: PathArg, *, exclusive: bool) -> bool:
+        """Take a flock without waiting; False when another process holds it."""
+        return self._call(
+            "flock", os.fspath(path), lambda: system.try_flock(fd, exclusive=exclusive)
+        )
+
+    def flock_held(self, fd: int, path: PathArg) -> bool:
+        """Whether another process holds a flock on the file (takes it for an instant)."""
+        return self._call("flock", os.fspath(path), lambda: system.flock_held(fd))
+
+    def record_lock(
+        self, fd: int, path: PathArg, start: int, length: int
+    ) -> system.RangeLock | None:
+        """Who holds a POSIX record lock on a byte range; takes none."""
+        return self._call("getlk", os.fspath(path), lambda: system.posix_lock_at(fd, start, length))
+
     # Writes.
     def replace(self, src: PathArg, dst: PathArg) -> None:
         s, d = os.fspath(src), os.fspath(dst)

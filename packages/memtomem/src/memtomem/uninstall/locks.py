@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from memtomem.uninstall import system
-from memtomem.uninstall.display import show
+from memtomem.uninstall.display import quote, show
 from memtomem.uninstall.errors import Refused
 from memtomem.uninstall.fsops import FsOps
 
@@ -57,19 +58,25 @@ def _remove_created(fs: FsOps, path: Path) -> str | None:
 
 def hold_run_lock(fs: FsOps, home: Path) -> Held:
     """Lock the home directory itself (a flock on its fd): no file is created, and the
-    kernel drops the lock when the process dies, so a crashed run is no obstacle."""
+    kernel drops the lock when the process dies, so a crashed run is no obstacle. A lock that
+    cannot be taken refuses the run: one run at a time never fails open."""
     held = Held()
-    try:
-        fd = fs.open_dir(home)
-    except OSError:
+    if system.IS_WINDOWS:  # pragma: no cover - no flock there; nothing to coordinate with
         return held
     try:
-        taken = system.try_flock(fd, exclusive=True)
+        fd = fs.open_dir(home)
+    except OSError as exc:
+        raise _unlockable(home, exc) from exc
+    try:
+        taken = fs.try_flock(fd, home, exclusive=True)
         holder = None if taken else system.flock_holder(os.fstat(fd))
         if not taken and holder is None:  # the holder just finished: try once more
-            taken = system.try_flock(fd, exclusive=True)
-    except OSError:
-        taken = True  # a filesystem without flock: nothing to coordinate with
+            taken = fs.try_flock(fd, home, exclusive=True)
+    except OSError as exc:
+        if exc.errno not in _NO_FLOCK:
+            os.close(fd)
+            raise _unlockable(home, exc) from exc
+        taken = True  # a filesystem without flock: no other run can lock it either
     if not taken:
         pid = holder
         os.close(fd)
@@ -81,6 +88,20 @@ def hold_run_lock(fs: FsOps, home: Path) -> Held:
         )
     held.fds.append(fd)
     return held
+
+
+_NO_FLOCK = frozenset(
+    code for code in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS) if code is not None
+)
+
+
+def _unlockable(home: Path, exc: OSError) -> Refused:
+    return Refused(
+        f"cannot take the one-run-at-a-time lock on {show(home, None)}: "
+        f"{exc.strerror or exc}; make it readable (for example `chmod u+r {quote(home)}`), "
+        "then run mm uninstall again.",
+        path=str(home),
+    )
 
 
 def hold_barrier(fs: FsOps, held: Held, barrier: Path, home: Path) -> None:
@@ -97,7 +118,7 @@ def hold_barrier(fs: FsOps, held: Held, barrier: Path, home: Path) -> None:
         held.created.append(barrier)
     except FileExistsError:
         fd = fs.open_fd(barrier, os.O_RDONLY)
-    if not system.try_flock(fd, exclusive=True):
+    if not fs.try_flock(fd, barrier, exclusive=True):
         pid = system.flock_holder(os.fstat(fd))
         os.close(fd)
         who = f" (pid {pid})" if pid else ""

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from memtomem.uninstall import system
-from memtomem.uninstall.display import escape, show
+from memtomem.uninstall.display import escape, quote, show
 from memtomem.uninstall.errors import Refused
 from memtomem.uninstall.fsops import FsOps
 from memtomem.uninstall.inventory import Inventory, Role
@@ -16,6 +19,9 @@ from memtomem.uninstall.inventory import Inventory, Role
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _LOCK_BYTES = 0x40000000  # SQLite's PENDING, RESERVED and SHARED bytes start here
 _WAL_WRITE, _WAL_DMS = 120, 128  # write lock and per-connection lock in the -shm file
+# Opening a probed file fails harmlessly only when there is nothing to probe: it is gone, it
+# is a link (never followed; what it points at is not ours), or a parent is not a directory.
+_NOTHING_THERE = frozenset({errno.ENOENT, errno.ELOOP, errno.ENOTDIR})
 
 
 @dataclass(frozen=True)
@@ -49,29 +55,65 @@ class InUse(Refused):
         self.findings = findings
 
 
+class _Unreadable(Exception):
+    """A probed file exists but cannot be opened: whether it is in use cannot be told."""
+
+    def __init__(self, path: Path, error: OSError):
+        super().__init__(str(path))
+        self.path = path
+        self.reason = error.strerror or str(error)
+
+
 def probe(fs: FsOps, inventory: Inventory, *, barrier: bool = True) -> Liveness:
-    """Check every lock and marker of the store. `barrier=False` when we hold it ourselves."""
+    """Check every lock and marker of the store. `barrier=False` when we hold it ourselves.
+    A lock that cannot be read counts as in use (forceable): probing never fails open."""
     home = inventory.layout.home
     findings: list[Finding] = []
     if barrier and inventory.barrier is not None:
-        found = _probe_barrier(fs, inventory.barrier, home)
-        if found is not None:
-            findings.append(found)
+        findings.extend(_guarded(_probe_barrier, fs, inventory.barrier, home))
     for entry in inventory.entries:
         role = Role.PID_FILE if entry.path.name == ".server.pid" else entry.role
         if role is not Role.PLAIN and entry.kind == "file":
-            found = _probe_runtime_file(fs, entry.path, role, home)
-            if found is not None:
-                findings.append(found)
-    findings.extend(_probe_database(fs, inventory.layout.db_path, home))
+            findings.extend(_guarded(_probe_runtime_file, fs, entry.path, home, role))
+    findings.extend(_guarded(_probe_database, fs, inventory.layout.db_path, home))
     return Liveness(tuple(findings))
 
 
+def _guarded(
+    check: Callable[..., Finding | None], fs: FsOps, path: Path, home: Path, *more: Any
+) -> list[Finding]:
+    """Run one check; a file it cannot open or query is a finding, never a pass. For a lock
+    file that may hide a held flock, which --force never overrides; for the database, the
+    same heuristic standing as a writer's lock."""
+    try:
+        found = check(fs, path, home, *more)
+    except (_Unreadable, OSError) as exc:
+        problem = exc if isinstance(exc, _Unreadable) else _Unreadable(path, exc)
+        return [_unknown(problem, home, forceable=check is _probe_database)]
+    return [] if found is None else [found]
+
+
+def _unknown(problem: _Unreadable, home: Path, *, forceable: bool) -> Finding:
+    shown = show(problem.path, home)
+    advice = "; if you are sure no process uses the database, pass --force" if forceable else ""
+    return Finding(
+        problem.path,
+        f"cannot tell whether {shown} is in use: it cannot be checked ({problem.reason})",
+        f"Make it readable to you (for example `chmod u+r {quote(problem.path)}`), then run mm "
+        f"uninstall again{advice}.",
+        None,
+        forceable=forceable,
+    )
+
+
 def _open(fs: FsOps, path: Path) -> int | None:
+    """A read-only descriptor for probing `path`; None when there is nothing to probe."""
     try:
         return fs.open_fd(path, system.O_READ_PROBE)
-    except OSError:
-        return None
+    except OSError as exc:
+        if exc.errno in _NOTHING_THERE:
+            return None
+        raise _Unreadable(path, exc) from exc
 
 
 def _probe_barrier(fs: FsOps, path: Path, home: Path) -> Finding | None:
@@ -79,7 +121,7 @@ def _probe_barrier(fs: FsOps, path: Path, home: Path) -> Finding | None:
     if fd is None:
         return None
     try:
-        if not system.flock_held(fd):
+        if not fs.flock_held(fd, path):
             return None
         pid = system.flock_holder(os.fstat(fd))
     finally:
@@ -93,14 +135,14 @@ def _probe_barrier(fs: FsOps, path: Path, home: Path) -> Finding | None:
     )
 
 
-def _probe_runtime_file(fs: FsOps, path: Path, role: Role, home: Path) -> Finding | None:
+def _probe_runtime_file(fs: FsOps, path: Path, home: Path, role: Role) -> Finding | None:
     fd = _open(fs, path)
     if fd is None:
         return None
     try:
-        held = system.flock_held(fd)
+        held = fs.flock_held(fd, path)
         holder = system.flock_holder(os.fstat(fd)) if held else None
-        body = os.read(fd, 256) if role in (Role.PID_FILE, Role.WEB_PID) else b""
+        body = _read(path, fd, 256) if role in (Role.PID_FILE, Role.WEB_PID) else b""
     finally:
         os.close(fd)
     pid = holder or _pid_in(path, body)
@@ -151,39 +193,47 @@ def _held_finding(path: Path, role: Role, pid: int | None, shown: str) -> Findin
     )
 
 
-def _probe_database(fs: FsOps, db: Path, home: Path) -> list[Finding]:
+def _probe_database(fs: FsOps, db: Path, home: Path) -> Finding | None:
     fd = _open(fs, db)
     if fd is None:
-        return []
+        return None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode) or os.read(fd, 16) != _SQLITE_HEADER:
-            return []
-        main = system.posix_lock_at(fd, _LOCK_BYTES, 512)
+        if not stat.S_ISREG(os.fstat(fd).st_mode) or _read(db, fd, 16) != _SQLITE_HEADER:
+            return None
+        main = fs.record_lock(fd, db, _LOCK_BYTES, 512)
     finally:
         os.close(fd)
     wal = None
-    shm_fd = _open(fs, Path(f"{db}-shm"))
+    shm = Path(f"{db}-shm")
+    shm_fd = _open(fs, shm)
     if shm_fd is not None:
         try:
-            wal = system.posix_lock_at(shm_fd, _WAL_WRITE, 1) or system.posix_lock_at(
-                shm_fd, _WAL_DMS, 1
+            wal = fs.record_lock(shm_fd, shm, _WAL_WRITE, 1) or fs.record_lock(
+                shm_fd, shm, _WAL_DMS, 1
             )
+        except OSError as exc:
+            raise _Unreadable(shm, exc) from exc
         finally:
             os.close(shm_fd)
     lock = main if main is not None and (main.exclusive or wal is None) else wal
     if lock is None:
-        return []
+        return None
     writing = lock.exclusive
     what = "is writing to" if writing else "has open"
-    return [
-        Finding(
-            db,
-            f"a process {_process(lock.pid)}{what} the database {show(db, home)}",
-            f"{_stop_hint(lock.pid)} If you are sure it is not memtomem's, pass --force.",
-            lock.pid,
-            forceable=True,
-        )
-    ]
+    return Finding(
+        db,
+        f"a process {_process(lock.pid)}{what} the database {show(db, home)}",
+        f"{_stop_hint(lock.pid)} If you are sure it is not memtomem's, pass --force.",
+        lock.pid,
+        forceable=True,
+    )
+
+
+def _read(path: Path, fd: int, size: int) -> bytes:
+    try:
+        return os.read(fd, size)
+    except OSError as exc:
+        raise _Unreadable(path, exc) from exc
 
 
 def _pid_in(path: Path, body: bytes) -> int | None:
