@@ -118,7 +118,12 @@ def hold_barrier(fs: FsOps, held: Held, barrier: Path, home: Path) -> None:
         held.created.append(barrier)
     except FileExistsError:
         fd = fs.open_fd(barrier, os.O_RDONLY)
-    if not fs.try_flock(fd, barrier, exclusive=True):
+    try:
+        taken = fs.try_flock(fd, barrier, exclusive=True)
+    except OSError:
+        os.close(fd)
+        raise
+    if not taken:
         pid = system.flock_holder(os.fstat(fd))
         os.close(fd)
         who = f" (pid {pid})" if pid else ""
