@@ -437,3 +437,65 @@ def _chattr(flag: str, path: Path) -> bool:
     if shutil.which("chattr") is None:
         return False
     return subprocess.run(["chattr", flag, str(path)], capture_output=True).returncode == 0
+
+
+class _Hooked(FsOps):
+    """Installs a hook, so every call takes the per-call seam path instead of the direct one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[str] = []
+
+    def before(self, op: str, target: str) -> None:
+        self.ops.append(op)
+
+
+def _mixed_tree(root: Path, immutable: list[Path]) -> list[Path]:
+    """Flat and nested files, odd names, links, a fifo, and two immutable files."""
+    _flat(root / "flat", 3000)
+    _flat(root / "a" / "b" / "c", 50)
+    _write(root / "a" / "-lead ing", 5)
+    _write(os.fsencode(root / "a") + b"/bad-\xff", 6)
+    os.symlink("/etc/passwd", root / "a" / "link")
+    os.symlink("missing", root / "flat" / "dangling")
+    os.mkfifo(root / "a" / "fifo")
+    stuck = [root / "flat" / "01234.md", root / "a" / "b" / "c" / "00002.md"]
+    for path in stuck:
+        _chattr("+i", path)
+        immutable.append(path)
+    return stuck
+
+
+def test_the_direct_path_and_the_seam_path_agree(tmp_path: Path, immutable: list[Path]) -> None:
+    """Without hooks, measure and remove_tree call the OS directly; with a hook, every call
+    goes through the seam. Both must count, remove, fail and report exactly alike."""
+    results = []
+    for name, fs in (("direct", FsOps()), ("seam", _Hooked())):
+        root = tmp_path / name / "root"
+        stuck = _mixed_tree(root, immutable)
+        before = snapshot(root.parent)
+        stats = measure(fs, str(root), os.lstat(root))
+        removal = remove_tree(fs, str(root))
+        assert snapshot(root.parent) == _kept(before, root, stuck)
+        errors = sorted((os.path.relpath(p, root), reason) for p, reason in removal.errors)
+        results.append((stats, removal.files, removal.bytes, removal.error_count, errors))
+        if isinstance(fs, _Hooked):  # the seam saw every call, once per entry
+            assert fs.ops.count("unlink") == 3055
+            assert fs.ops.count("lstat") >= 3055
+    direct, seam = results
+    assert direct == seam
+    assert direct == (
+        TreeStats(3055, _bytes(3000) + _bytes(50) + 5 + 6),
+        3053,  # every entry but the two immutable files
+        0,  # bytes are only looked up for a progress bar
+        3,
+        [
+            (".", os.strerror(39)),  # ENOTEMPTY, for the root only: the cause is named below
+            ("a/b/c/00002.md", os.strerror(1)),  # EPERM
+            ("flat/01234.md", os.strerror(1)),
+        ],
+    )
+
+
+def _bytes(count: int) -> int:
+    return sum(i % 97 for i in range(count))

@@ -39,6 +39,10 @@ class FsOps:
 
     def __init__(self, *, retry_seconds: float = 2.0) -> None:
         self.retry_seconds = retry_seconds
+        # The bulk verbs (entry_lstat, unlink_names) skip the per-call hooks when no subclass
+        # installed any: a million calls through them cost about a second.
+        cls = type(self)
+        self.hooked = cls.before is not FsOps.before or cls.after is not FsOps.after
 
     # Overridable seam: called around every operation with its name and target.
     def before(self, op: str, target: str) -> None:
@@ -112,6 +116,12 @@ class FsOps:
         flags = os.O_RDONLY | system.O_DIRECTORY | system.O_NOFOLLOW
         return self._call("open", p, lambda: os.open(p, flags, dir_fd=dir_fd))
 
+    def entry_lstat(self) -> Callable[[os.DirEntry[str]], os.stat_result]:
+        """The function that lstats a directory entry (DirEntry caches the answer)."""
+        if not self.hooked:
+            return _entry_lstat
+        return lambda entry: self._call("lstat", entry.path, lambda: _entry_lstat(entry))
+
     # Locks, on descriptors the seam opened; `path` names the file for the hooks.
     def try_flock(self, fd: int, path: PathArg, *, exclusive: bool) -> bool:
         """Take a flock without waiting; False when another process holds it."""
@@ -145,6 +155,28 @@ class FsOps:
     def unlink(self, path: PathArg, *, dir_fd: int | None = None) -> None:
         p = os.fspath(path)
         self._retrying("unlink", p, lambda: os.unlink(p, dir_fd=dir_fd))
+
+    def unlink_names(self, names: list[str], dir_fd: int) -> list[tuple[str, OSError]]:
+        """Unlink each name in `dir_fd`; the failures, in order.
+
+        Without hooks, a first attempt calls os.unlink directly; whatever it could not
+        remove goes through `unlink` (hooks and transient retries) like every other call."""
+        candidates = names
+        if not self.hooked:
+            unlink = os.unlink
+            candidates = []
+            for name in names:
+                try:
+                    unlink(name, dir_fd=dir_fd)
+                except OSError:
+                    candidates.append(name)
+        failed: list[tuple[str, OSError]] = []
+        for name in candidates:
+            try:
+                self.unlink(name, dir_fd=dir_fd)
+            except OSError as exc:
+                failed.append((name, exc))
+        return failed
 
     def rmdir(self, path: PathArg, *, dir_fd: int | None = None) -> None:
         p = os.fspath(path)
@@ -183,6 +215,10 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+def _entry_lstat(entry: os.DirEntry[str]) -> os.stat_result:
+    return entry.stat(follow_symlinks=False)
+
+
 def stat_entry(fs: FsOps, entry: os.DirEntry[str]) -> os.stat_result:
     """lstat a directory entry through the seam (DirEntry caches the answer)."""
-    return fs._call("lstat", entry.path, lambda: entry.stat(follow_symlinks=False))
+    return fs.entry_lstat()(entry)

@@ -12,7 +12,7 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from memtomem.uninstall.fsops import FsOps, Listing, stat_entry
+from memtomem.uninstall.fsops import FsOps, Listing
 
 MAX_KEPT_ERRORS = 20
 
@@ -26,52 +26,68 @@ class TreeStats:
 def measure(fs: FsOps, path: str, st: os.stat_result) -> TreeStats:
     """Count non-directory entries and their bytes below (and including) `path`.
 
-    Directory-fd-relative, like remove_tree, so depth is bounded by descriptors, not PATH_MAX.
+    Directory-fd-relative, like remove_tree, so depth is bounded by descriptors, not PATH_MAX:
+    one open directory per level, with the names of its subdirectories still to visit.
     """
     if not stat.S_ISDIR(st.st_mode):
         return TreeStats(1, st.st_size if stat.S_ISREG(st.st_mode) else 0)
-    files = size = 0
-    stack: list[tuple[int, Listing]] = []
-    _push(fs, stack, path, None)
+    totals = [0, 0]
+    lstat = fs.entry_lstat()
+    stack: list[tuple[int, list[str]]] = []
     try:
+        fd = fs.open_dir(path)
+    except OSError:
+        return TreeStats(0, 0)
+    try:
+        stack.append((fd, []))  # on the stack before counting: the finally closes it
+        _count(fs, fd, st.st_dev, lstat, totals, stack[-1][1])
         while stack:
-            fd, listing = stack[-1]
-            try:
-                entry = next(listing, None)
-            except OSError:
-                entry = None
-            if entry is None:
-                stack.pop()
-                listing.close()
-                os.close(fd)
+            parent, subdirs = stack[-1]
+            if not subdirs:
+                os.close(stack.pop()[0])
                 continue
             try:
-                est = stat_entry(fs, entry)
+                fd = fs.open_dir(subdirs.pop(), dir_fd=parent)
             except OSError:
                 continue
-            if not stat.S_ISDIR(est.st_mode):
-                files += 1
-                size += est.st_size if stat.S_ISREG(est.st_mode) else 0
-            elif est.st_dev != st.st_dev:
-                files += 1  # a mount point: counted, never entered
-            else:
-                _push(fs, stack, entry.name, fd)
+            stack.append((fd, []))
+            _count(fs, fd, st.st_dev, lstat, totals, stack[-1][1])
     finally:
-        for fd, listing in stack:
-            listing.close()
+        for fd, _subdirs in stack:
             os.close(fd)
-    return TreeStats(files, size)
+    return TreeStats(totals[0], totals[1])
 
 
-def _push(fs: FsOps, stack: list[tuple[int, Listing]], name: str, dir_fd: int | None) -> None:
+def _count(
+    fs: FsOps,
+    fd: int,
+    device: int,
+    lstat: Callable[[os.DirEntry[str]], os.stat_result],
+    totals: list[int],
+    subdirs: list[str],
+) -> None:
+    """Add one directory's files and bytes to `totals`, its subdirectories to `subdirs`."""
+    files = size = 0
+    isreg, isdir = stat.S_ISREG, stat.S_ISDIR
     try:
-        fd = fs.open_dir(name, dir_fd=dir_fd)
-    except OSError:
-        return
-    try:
-        stack.append((fd, fs.scandir(fd)))
-    except OSError:
-        os.close(fd)
+        with fs.scandir(fd) as listing:
+            for entry in listing:
+                try:
+                    est = lstat(entry)
+                except OSError:
+                    continue
+                mode = est.st_mode
+                if isreg(mode):
+                    files += 1
+                    size += est.st_size
+                elif not isdir(mode) or est.st_dev != device:
+                    files += 1  # a link, a special file, or a mount point (never entered)
+                else:
+                    subdirs.append(entry.name)
+    except OSError:  # unreadable, or failed mid-read: count what was seen
+        pass
+    totals[0] += files
+    totals[1] += size
 
 
 @dataclass
@@ -151,6 +167,7 @@ def remove_tree(
 # Unlinking in inode order keeps the filesystem's inode-table writes local: measured on
 # ext4 it halves the time for a large directory. (inode, name) batches bound the memory.
 BATCH = 32_768
+CHUNK = 1024  # unlinks between two checks for a stop request and progress
 
 
 def _drain(
@@ -189,15 +206,32 @@ def _drain(
                 return
             continue
         files.sort()
-        for _inode, name in files:
-            size = _size(fs, name, frame.fd) if progress is not None else 0
-            _unlink(fs, name, frame.fd, f"{frame.path}/{name}", size, out)
-            if out.files % 1024 == 0:
+        names = [name for _inode, name in files]
+        done = 0
+        while done < len(names):
+            take = CHUNK - out.files % CHUNK  # checks fall on every CHUNK-th removal
+            _unlink_chunk(fs, frame, names[done : done + take], out, progress)
+            done += take
+            if out.files % CHUNK == 0:
                 if progress is not None:
                     progress(out.files, out.bytes)
                 if stop():
                     out.stopped = True
                     return
+
+
+def _unlink_chunk(
+    fs: FsOps, frame: _Frame, names: list[str], out: Removal, progress: Progress | None
+) -> None:
+    """Unlink names in one directory; sizes are looked up only for a progress bar."""
+    sizes = {name: _size(fs, name, frame.fd) for name in names} if progress is not None else {}
+    failed = fs.unlink_names(names, frame.fd)
+    out.files += len(names) - len(failed)
+    out.bytes += sum(sizes.values())
+    for name, exc in failed:
+        out.bytes -= sizes.get(name, 0)
+        if not isinstance(exc, FileNotFoundError):
+            out.fail(f"{frame.path}/{name}", _reason(exc))
 
 
 def _next_batch(frame: _Frame, out: Removal) -> list[tuple[int, str]] | None:
