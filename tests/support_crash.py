@@ -498,18 +498,18 @@ def launch(
     )
 
 
-SIGNAL_LAUNCHER = "tests._signal_launcher"
+SIGNAL_LAUNCHER = "tests.support.launcher"
 
 
 def signals_spec(*sends: tuple[Point, str]) -> str:
-    """MM_TEST_SIGNALS for tests/_signal_launcher.py: ((k, when), "SIGINT"), ..."""
+    """MM_TEST_SIGNALS for tests/support/launcher.py: ((k, when), "SIGINT"), ..."""
     return ",".join(f"{k}:{when}:{name}" for (k, when), name in sends)
 
 
 def run_signalled(
     world: World, args: list[str], *sends: tuple[Point, str], env: dict[str, str] | None = None
 ) -> tuple[int, dict[str, Any]]:
-    """Run `mm uninstall --json` through tests/_signal_launcher.py, sending each signal to
+    """Run `mm uninstall --json` through tests/support/launcher.py, sending each signal to
     itself at its point; (exit code, the JSON document)."""
     full = {**world.env, "MM_TEST_SIGNALS": signals_spec(*sends), **(env or {})}
     proc = launch(SIGNAL_LAUNCHER, ["--json", *args], full)

@@ -66,7 +66,7 @@ class _Unreadable(Exception):
 
 def probe(fs: FsOps, inventory: Inventory, *, barrier: bool = True) -> Liveness:
     """Check every lock and marker of the store. `barrier=False` when we hold it ourselves.
-    A lock that cannot be read counts as in use (forceable): probing never fails open."""
+    A file that cannot be checked is a finding of its own: probing never fails open."""
     home = inventory.layout.home
     findings: list[Finding] = []
     if barrier and inventory.barrier is not None:
