@@ -6,7 +6,8 @@ MM_TEST_SIGNALS="k:when:NAME,..." sends signal NAME at the kth mutation (when = 
 after); several may be listed (a second Ctrl-C during rollback, a SIGSTOP that freezes a run
 mid-staging). MM_TEST_TRACE=F appends each mutation as a line to F, so a test can count the
 steps of a run. MM_TEST_GATE=<path>: after the imports, create <path>.<pid> and wait until
-<path> exists, so that a test can start two runs at the same instant.
+<path> exists, so that a test can start two runs at the same instant. MM_TEST_PLAIN=1: keep
+the shipped FsOps (no hook at all, so its direct bulk paths run), with the guard still on.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def main() -> None:
         for sig in plan.pop((n, phase), []):
             os.kill(os.getpid(), sig)
 
-    uninstall_cmd.make_fsops = lambda: ScriptedFs(hook=hook, only=MUTATIONS)
+    if not os.environ.get("MM_TEST_PLAIN"):
+        uninstall_cmd.make_fsops = lambda: ScriptedFs(hook=hook, only=MUTATIONS)
     gate = os.environ.get("MM_TEST_GATE")
     if gate:
         wait_at(gate)

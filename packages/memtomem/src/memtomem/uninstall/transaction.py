@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from memtomem.uninstall import journal as journal_io
+from memtomem.uninstall import shares
 from memtomem.uninstall.fsops import FsOps
 from memtomem.uninstall.groups import STAGING_PREFIX
 from memtomem.uninstall.journal import JOURNAL_NAME, TEMP_NAME, Journal, Staged, State
@@ -46,6 +47,7 @@ class Transaction:
     def __init__(self, fs: FsOps, plan: Plan, *, interrupted: Callable[[], int | None]):
         self.fs = fs
         self.interrupted = interrupted
+        self.files = plan.files
         stagings = tuple((anchor, anchor / staging_name()) for anchor in plan.anchors)
         where = dict(stagings)
         moves = tuple(Staged(m.group.value, m.src, where[m.anchor] / m.rel) for m in plan.moves)
@@ -103,7 +105,7 @@ class Transaction:
         """Delete the staging dirs of a run whose COMMITTED record is durable."""
         if self.journal.state is not State.COMMITTED:
             self.mark_committed()
-        return finish(self.fs, self.journal, stop=stop, progress=progress)
+        return finish(self.fs, self.journal, stop=stop, progress=progress, files=self.files)
 
     def rollback(self) -> tuple[Staged, ...]:
         """Move everything back; return what could not be restored."""
@@ -161,9 +163,21 @@ def restore(fs: FsOps, journal: Journal) -> tuple[Staged, ...]:
     return tuple(reversed(unrestored))
 
 
-def finish(fs: FsOps, journal: Journal, *, stop: Stop, progress: Progress | None = None) -> Removal:
-    """Delete every staging dir of a committed run; keep the primary journal until done."""
+def finish(
+    fs: FsOps,
+    journal: Journal,
+    *,
+    stop: Stop,
+    progress: Progress | None = None,
+    files: int = 0,
+) -> Removal:
+    """Delete every staging dir of a committed run; keep the primary journal until done.
+    `files`: how many the plan counted; a large delete is first shared by two processes."""
     removal = Removal()
+    if shares.worth_it(fs, files):
+        shares.delete_shares(_staged_roots(fs, journal), removal, stop=stop, progress=progress)
+        if removal.stopped:
+            return removal
     others_gone = True
     for _anchor, staging in _secondaries_first(journal):
         is_primary = staging == journal.primary
@@ -193,12 +207,26 @@ def finish(fs: FsOps, journal: Journal, *, stop: Stop, progress: Progress | None
     return removal
 
 
+def _staged_roots(fs: FsOps, journal: Journal) -> list[str]:
+    """Every item in the run's staging dirs; one that cannot be listed is left to _purge."""
+    roots = []
+    for _anchor, staging in _secondaries_first(journal):
+        with contextlib.suppress(OSError):
+            roots += [str(staging / name) for name in _staged(fs, staging)]
+    return roots
+
+
+def _staged(fs: FsOps, staging: Path) -> list[str]:
+    """The names a staging dir received (not its journal files)."""
+    with fs.scandir(staging) as listing:
+        return [e.name for e in listing if e.name not in (JOURNAL_NAME, TEMP_NAME)]
+
+
 def _purge(
     fs: FsOps, staging: Path, removal: Removal, stop: Stop, progress: Progress | None
 ) -> None:
     try:
-        with fs.scandir(staging) as listing:
-            names = [e.name for e in listing if e.name not in (JOURNAL_NAME, TEMP_NAME)]
+        names = _staged(fs, staging)
     except OSError as exc:
         removal.fail(str(staging), exc.strerror or str(exc))
         return

@@ -1,0 +1,275 @@
+"""Two processes for a large committed delete: this one and a forked helper, best effort.
+
+Once a run is COMMITTED, everything in its staging dirs goes. On a machine with two cores a
+forked child unlinks its share of the files while this process unlinks the other share:
+small directories go whole to one side (by a hash of their path), a large flat directory is
+split by a hash of each name. Neither removes a directory. Afterwards the ordinary
+sequential pass (tree.remove_tree) removes what is left, the directories and anything a
+share missed, and is the only one that reports errors. So the helper may fail at anything,
+be killed, or die with its parent without changing the outcome: it only ever unlinks
+non-directories below the roots it is given, directory-fd-relative, never following a link
+and never entering another filesystem.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import stat
+import struct
+import zlib
+from collections.abc import Callable
+
+from memtomem.uninstall import system
+from memtomem.uninstall.fsops import FsOps
+from memtomem.uninstall.tree import BATCH, CHUNK, Progress, Removal
+
+MIN_FILES = 20_000  # below this, forking costs more than a second worker saves
+LARGE_DIR_BYTES = 256 * 1024  # an ext4 directory this large holds some 8,000 entries or more
+_REPORT = struct.Struct("=qq")  # files and bytes removed so far, sent by the helper
+
+
+def worth_it(fs: FsOps, files: int) -> bool:
+    """Whether to split: a large delete, two cores, fork, and no seam hooks (a hooked seam
+    must see every call, in one process)."""
+    if files < MIN_FILES or fs.hooked or system.IS_WINDOWS or not hasattr(os, "fork"):
+        return False
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (cores or 1) >= 2
+
+
+def delete_shares(
+    roots: list[str],
+    removal: Removal,
+    *,
+    stop: Callable[[], bool],
+    progress: Progress | None,
+) -> None:
+    """Unlink the files below `roots` in two processes; add what both removed to `removal`.
+    Sets removal.stopped when `stop` asked for it (the helper is then killed)."""
+    try:
+        read_end, write_end = os.pipe()
+    except OSError:
+        return
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        return
+    if pid == 0:  # the helper: never returns
+        _helper(roots, read_end, write_end, sizes=progress is not None)
+    os.close(write_end)
+    os.set_blocking(read_end, False)
+    helper = [0, 0]
+    mine = Removal()
+
+    def report(files: int, size: int) -> None:
+        _drain(read_end, helper)  # always: a full pipe would block the helper
+        if progress is not None:
+            progress(removal.files + files + helper[0], removal.bytes + size + helper[1])
+
+    finished = False
+    try:
+        _unlink_share(roots, 0, mine, stop=stop, report=report, sizes=progress is not None)
+        while not mine.stopped and not finished:  # wait for the helper, still stoppable
+            select.select([read_end], [], [], 0.05)
+            finished = os.waitpid(pid, os.WNOHANG)[0] != 0
+            report(mine.files, mine.bytes)
+            mine.stopped = not finished and stop()
+    finally:
+        if not finished:
+            os.kill(pid, signal.SIGKILL)
+            _reap(pid)
+        os.set_blocking(read_end, True)
+        _drain(read_end, helper)
+        os.close(read_end)
+    removal.files += mine.files + helper[0]
+    removal.bytes += mine.bytes + helper[1]
+    removal.stopped = mine.stopped
+
+
+def _helper(roots: list[str], read_end: int, write_end: int, *, sizes: bool) -> None:
+    status = 1
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)  # a Ctrl-C simply ends the helper
+        os.close(read_end)
+        done = Removal()
+
+        def report(files: int, size: int) -> None:
+            try:
+                os.write(write_end, _REPORT.pack(files, size))
+            except OSError:
+                pass
+
+        _unlink_share(roots, 1, done, stop=lambda: False, report=report, sizes=sizes)
+        report(done.files, done.bytes)
+        status = 0
+    finally:
+        os._exit(status)
+
+
+def _drain(read_end: int, into: list[int]) -> None:
+    """Read the helper's reports; keep the latest (they are cumulative)."""
+    buffered = b""
+    while True:
+        try:
+            chunk = os.read(read_end, 64 * _REPORT.size)
+        except BlockingIOError:
+            break
+        except OSError:
+            break
+        if not chunk:
+            break
+        buffered += chunk
+    whole = len(buffered) - len(buffered) % _REPORT.size
+    if whole:
+        into[0], into[1] = _REPORT.unpack(buffered[whole - _REPORT.size : whole])
+
+
+def _reap(pid: int) -> None:
+    while True:
+        try:
+            os.waitpid(pid, 0)
+            return
+        except ChildProcessError:
+            return
+        except InterruptedError:  # pragma: no cover - Python retries EINTR itself
+            continue
+
+
+def _owner(name: str) -> int:
+    return zlib.crc32(name.encode("utf-8", "surrogateescape")) % 2
+
+
+def _unlink_share(
+    roots: list[str],
+    me: int,
+    out: Removal,
+    *,
+    stop: Callable[[], bool],
+    report: Progress,
+    sizes: bool,
+) -> None:
+    """Walk every root; unlink the non-directories that are `me`'s share."""
+    for root in roots:
+        try:
+            st = os.lstat(root)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            continue  # a single file: left to the sequential pass
+        try:
+            fd = os.open(root, os.O_RDONLY | system.O_DIRECTORY | system.O_NOFOLLOW)
+        except OSError:
+            continue
+        stack: list[tuple[int, str, list[str]]] = [(fd, "", [])]
+        try:
+            _walk(stack, st.st_dev, me, out, stop, report, sizes)
+        finally:
+            for frame_fd, _rel, _subdirs in stack:
+                os.close(frame_fd)
+        if out.stopped:
+            return
+
+
+def _walk(
+    stack: list[tuple[int, str, list[str]]],
+    device: int,
+    me: int,
+    out: Removal,
+    stop: Callable[[], bool],
+    report: Progress,
+    sizes: bool,
+) -> None:
+    fresh = True
+    while stack:
+        fd, rel, subdirs = stack[-1]
+        if fresh:
+            fresh = False
+            _clear(fd, rel, me, subdirs, out, stop, report, sizes)
+            if out.stopped:
+                return
+        if not subdirs:
+            os.close(stack.pop()[0])
+            continue
+        name = subdirs.pop()
+        try:
+            st = os.lstat(name, dir_fd=fd)
+            if not stat.S_ISDIR(st.st_mode) or st.st_dev != device:
+                continue
+            child = os.open(name, os.O_RDONLY | system.O_DIRECTORY | system.O_NOFOLLOW, dir_fd=fd)
+        except OSError:
+            continue
+        stack.append((child, f"{rel}/{name}", []))
+        fresh = True
+
+
+def _clear(
+    fd: int,
+    rel: str,
+    me: int,
+    subdirs: list[str],
+    out: Removal,
+    stop: Callable[[], bool],
+    report: Progress,
+    sizes: bool,
+) -> None:
+    """Unlink `me`'s share of one directory's files; collect its subdirectories."""
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return
+    split = st.st_size >= LARGE_DIR_BYTES  # both share it, name by name
+    whole = _owner(rel) == me
+    if not split and not whole and st.st_nlink == 2:
+        return  # the other side's leaf directory (ext4, xfs: 2 links = no subdirectories)
+    batch: list[tuple[int, str]] = []
+    try:
+        with os.scandir(fd) as listing:
+            for entry in listing:
+                if entry.is_dir(follow_symlinks=False):
+                    subdirs.append(entry.name)
+                elif (_owner(entry.name) == me) if split else whole:
+                    batch.append((entry.inode(), entry.name))
+                    if len(batch) >= BATCH:
+                        _unlink_batch(fd, batch, out, stop, report, sizes)
+                        batch = []
+                        if out.stopped:
+                            return
+    except OSError:
+        pass  # unreadable, or failed mid-read: the sequential pass reports it
+    _unlink_batch(fd, batch, out, stop, report, sizes)
+
+
+def _unlink_batch(
+    fd: int,
+    batch: list[tuple[int, str]],
+    out: Removal,
+    stop: Callable[[], bool],
+    report: Progress,
+    sizes: bool,
+) -> None:
+    batch.sort()  # inode order, as remove_tree
+    unlink, lstat = os.unlink, os.lstat
+    for _inode, name in batch:
+        size = 0
+        if sizes:
+            try:
+                st = lstat(name, dir_fd=fd)
+                size = st.st_size if stat.S_ISREG(st.st_mode) else 0
+            except OSError:
+                pass
+        try:
+            unlink(name, dir_fd=fd)
+        except OSError:
+            continue  # gone, or failed: the sequential pass retries and reports it
+        out.files += 1
+        out.bytes += size
+        if out.files % CHUNK == 0:
+            report(out.files, out.bytes)
+            if stop():
+                out.stopped = True
+                return

@@ -1,0 +1,240 @@
+"""The two-process delete of a large committed run (memtomem.uninstall.shares), on real trees.
+
+The helper and this process each unlink a share of the files and never a directory; the
+sequential pass then removes the rest. These tests check the shares are disjoint and cover
+everything, that nothing outside the roots or behind a link is touched, that a stop kills
+the helper, and that a real `mm` SIGKILLed while its helper works leaves nothing the next
+run cannot finish.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from pytest_mock import MockerFixture
+
+from memtomem.uninstall import shares
+from memtomem.uninstall.fsops import FsOps
+from memtomem.uninstall.tree import Removal, remove_tree
+from tests.support.cli import invoke, invoke_json
+from tests.support.snapshot import Node, diff, snapshot
+from tests.support.world import World, full_world
+
+REPO = Path(__file__).resolve().parent.parent
+FLAT = 12_000  # one directory large enough (on ext4) to be split name by name
+
+
+def build(root: Path, outside: Path) -> list[str]:
+    """A tree of FLAT + 2,000 files and odd entries; the roots a staging dir would hold."""
+    flat = root / "memories" / "inbox"
+    flat.mkdir(parents=True)
+    for i in range(FLAT):
+        (flat / f"{i:05d}.md").write_bytes(b"n" * (i % 50))
+    for p in range(40):
+        leaf = root / "memories" / "projects" / f"p{p:02d}" / "2025-01"
+        leaf.mkdir(parents=True)
+        for i in range(50):
+            (leaf / f"{i:02d}.md").write_bytes(b"p" * i)
+    odd = root / "memories" / "odd"
+    odd.mkdir()
+    (odd / "-dash").write_bytes(b"d")
+    (odd / "new\nline").write_bytes(b"n")
+    with open(os.fsencode(odd) + b"/bad-\xff", "wb") as f:
+        f.write(b"b")
+    os.symlink(outside / "target.md", odd / "link-to-file")
+    os.symlink(outside, odd / "link-to-dir")
+    os.symlink("missing", odd / "dangling")
+    os.mkfifo(odd / "fifo")
+    (root / "uploads").mkdir()
+    (root / "uploads" / "u.bin").write_bytes(b"u" * 100)
+    (root / "memtomem.db").write_bytes(b"SQLite format 3\x00" + b"\x00" * 100)
+    outside.mkdir()
+    (outside / "target.md").write_bytes(b"outside: must stay")
+    return [str(root / n) for n in ("memories", "uploads", "memtomem.db")]
+
+
+def non_dirs(tree: dict[str, Node]) -> set[str]:
+    return {path for path, node in tree.items() if node[0] != "dir"}
+
+
+def no_unreaped_children() -> bool:
+    try:
+        return os.waitpid(-1, os.WNOHANG) == (0, 0) and False
+    except ChildProcessError:
+        return True
+
+
+def test_the_two_shares_are_disjoint_and_cover_every_file(tmp_path: Path) -> None:
+    removed = []
+    for me in (0, 1):
+        base = tmp_path / f"copy{me}"
+        roots = build(base / "root", base / "outside")
+        before = snapshot(base)
+        out = Removal()
+        shares._unlink_share(
+            roots, me, out, stop=lambda: False, report=lambda f, b: None, sizes=True
+        )
+        after = snapshot(base)
+        gone = set(before) - set(after)
+        assert not {p for p in gone if before[p][0] == "dir"}, "a share removed a directory"
+        assert after == {k: v for k, v in before.items() if k not in gone}, "it changed a kept one"
+        assert out.files == len(gone)
+        removed.append(gone)
+    everything = non_dirs(snapshot(tmp_path / "copy1")) | removed[1]
+    assert removed[0].isdisjoint(removed[1])
+    # everything but a root that is a single file (left to the sequential pass) and what
+    # is outside the roots (reached only through links, never followed)
+    assert removed[0] | removed[1] == everything - {"root/memtomem.db", "outside/target.md"}
+    assert removed[0] and removed[1]
+    in_inbox = [sum(1 for p in r if p.startswith("root/memories/inbox/")) for r in removed]
+    inbox_size = os.lstat(tmp_path / "copy1" / "root" / "memories" / "inbox").st_size
+    if inbox_size >= shares.LARGE_DIR_BYTES:  # split name by name between both sides
+        assert min(in_inbox) > FLAT // 4, in_inbox
+    else:  # a small directory goes whole to one side
+        assert sorted(in_inbox) == [0, FLAT]
+
+
+def test_delete_shares_removes_every_file_and_no_directory(tmp_path: Path) -> None:
+    roots = build(tmp_path / "root", tmp_path / "outside")
+    before = snapshot(tmp_path)
+    removal = Removal()
+    shares.delete_shares(roots, removal, stop=lambda: False, progress=None)
+    after = snapshot(tmp_path)
+    expected = {
+        path: node
+        for path, node in before.items()
+        if node[0] == "dir" or not path.startswith("root/") or path in ("root/memtomem.db",)
+    }
+    assert after == expected, "\n".join(diff(expected, after)[:20])
+    assert removal.files == len(before) - len(expected)
+    assert not removal.stopped and removal.errors == []
+    assert no_unreaped_children()
+    rest = Removal()
+    for root in roots:
+        remove_tree(FsOps(), root, removal=rest)
+    assert rest.errors == [] and rest.files == 1  # the DB file root
+    assert snapshot(tmp_path) == {
+        k: v for k, v in before.items() if k in (".", "root") or k.startswith("outside")
+    }
+
+
+def test_progress_counts_both_processes(tmp_path: Path) -> None:
+    roots = build(tmp_path / "root", tmp_path / "outside")
+    files = len(non_dirs(snapshot(tmp_path / "root"))) - 1  # the DB file root is not shared
+    calls: list[tuple[int, int]] = []
+    removal = Removal()
+    shares.delete_shares(
+        roots, removal, stop=lambda: False, progress=lambda f, b: calls.append((f, b))
+    )
+    assert removal.files == files
+    assert calls and all(a <= b for (a, _x), (b, _y) in itertools.pairwise(calls))
+    assert calls[-1][0] == files, calls[-5:]
+    expected_bytes = sum(i % 50 for i in range(FLAT)) + 40 * sum(range(50)) + 3 + 100
+    assert removal.bytes == calls[-1][1] == expected_bytes
+
+
+def test_a_stop_kills_the_helper_and_removes_no_directory(tmp_path: Path) -> None:
+    roots = build(tmp_path / "root", tmp_path / "outside")
+    before = snapshot(tmp_path)
+    removal = Removal()
+    shares.delete_shares(roots, removal, stop=lambda: True, progress=None)
+    assert removal.stopped
+    assert no_unreaped_children()
+    after = snapshot(tmp_path)
+    assert {p for p, n in before.items() if n[0] == "dir"} <= set(after)
+    assert set(after) <= set(before)
+    assert 0 < len(before) - len(after) < len(non_dirs(before))
+    time.sleep(0.2)  # a killed helper removes nothing more
+    assert snapshot(tmp_path) == after
+
+
+def big_world(root: Path) -> World:
+    world = full_world(root)
+    inbox = world.state / "memories" / "inbox"
+    inbox.mkdir()
+    for i in range(shares.MIN_FILES + 2_000):
+        (inbox / f"{i:05d}.md").write_bytes(b"x" * (i % 7))
+    return world
+
+
+def test_a_large_run_shares_its_delete_and_reports_exact_counts(
+    tmp_path: Path, mocker: MockerFixture
+) -> None:
+    world = big_world(tmp_path)
+    before = world.tree()
+    spy = mocker.spy(shares, "delete_shares")
+    code, doc = invoke_json("-y", env=world.env)
+    assert (code, doc["outcome"]) == (0, "removed"), doc
+    assert spy.call_count == 1
+    after = world.tree()
+    expected = world.expected(before, False, False)
+    assert after == expected, "\n".join(diff(expected, after)[:20])
+    assert doc["total"]["files"] > shares.MIN_FILES
+    assert doc["removed"] == doc["total"]
+    assert no_unreaped_children()
+
+
+def test_a_hooked_seam_never_forks(tmp_path: Path, mocker: MockerFixture) -> None:
+    """Fault and kill tests see every call in one process."""
+    from tests.support.faults import ScriptedFs
+
+    world = big_world(tmp_path)
+    spy = mocker.spy(shares, "delete_shares")
+    result = invoke("-y", env=world.env, fs=ScriptedFs())
+    assert result.exit_code == 0, result.output
+    assert spy.call_count == 0
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        pytest.skip("/proc/<pid>/task/<pid>/children is not available here")
+    return [int(c) for c in text.split()]
+
+
+def test_a_run_killed_while_its_helper_deletes_is_finished_by_the_next(tmp_path: Path) -> None:
+    """SIGKILL the real `mm` once its helper runs: the helper (holding the inherited run
+    lock) may go on; the next runs refuse naming it until it ends, then finish the delete."""
+    world = big_world(tmp_path)
+    before = world.tree()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.launcher", "uninstall", "-y", "--json"],
+        env={**world.env, "PYTHONPATH": str(REPO), "MM_TEST_PLAIN": "1"},
+        cwd=world.home,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    helper: list[int] = []
+    while not helper and proc.poll() is None and time.monotonic() < deadline:
+        helper = _children(proc.pid)
+        time.sleep(0.001)
+    assert helper, f"no helper was forked (exit {proc.poll()})"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    refusals = 0
+    for _attempt in range(600):
+        code, doc = invoke_json("-y", env=world.env)
+        if code != 2:
+            break
+        refusals += 1
+        # the lock is the dead run's, inherited by its helper: no live pid to name but this
+        assert doc["message"].startswith(
+            (f"another mm uninstall (pid {helper[0]}) is running", "another mm uninstall is")
+        ), doc
+        time.sleep(0.05)
+    # the killed run had committed (the helper only starts then): recovery finishes it
+    assert (code, doc["outcome"]) == (0, "nothing-to-remove"), doc
+    assert [(r["pid"], r["action"]) for r in doc["recovery"]["runs"]] == [(proc.pid, "finished")]
+    after = world.tree()
+    expected = world.expected(before, False, False)
+    assert after == expected, "\n".join(diff(expected, after)[:20])
+    print(f"{refusals} refusals while the orphaned helper finished")
