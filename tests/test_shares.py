@@ -10,6 +10,7 @@ run cannot finish.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -200,36 +201,57 @@ def _children(pid: int) -> list[int]:
     return [int(c) for c in text.split()]
 
 
-def test_a_run_killed_while_its_helper_deletes_is_finished_by_the_next(tmp_path: Path) -> None:
-    """SIGKILL the real `mm` once its helper runs: the helper (holding the inherited run
-    lock) may go on; the next runs refuse naming it until it ends, then finish the delete."""
-    world = big_world(tmp_path)
-    before = world.tree()
-    proc = subprocess.Popen(
+def start_plain(world: World) -> subprocess.Popen[bytes]:
+    """The real `mm uninstall -y --json` with the shipped seam (so it may fork a helper)."""
+    return subprocess.Popen(
         [sys.executable, "-m", "tests.support.launcher", "uninstall", "-y", "--json"],
         env={**world.env, "PYTHONPATH": str(REPO), "MM_TEST_PLAIN": "1"},
         cwd=world.home,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+
+
+def frozen_helper(proc: subprocess.Popen[bytes]) -> int:
+    """Wait for `proc` to fork its helper, and SIGSTOP the helper at once."""
     deadline = time.monotonic() + 60
-    helper: list[int] = []
-    while not helper and proc.poll() is None and time.monotonic() < deadline:
-        helper = _children(proc.pid)
-        time.sleep(0.001)
-    assert helper, f"no helper was forked (exit {proc.poll()})"
+    while proc.poll() is None and time.monotonic() < deadline:
+        helpers = _children(proc.pid)
+        if helpers:
+            os.kill(helpers[0], signal.SIGSTOP)
+            return helpers[0]
+        time.sleep(0.0005)
+    raise AssertionError(f"no helper was forked (exit {proc.poll()}): {proc.communicate()}")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+
+
+def test_a_run_killed_while_its_helper_deletes_is_finished_by_the_next(tmp_path: Path) -> None:
+    """SIGKILL the real `mm` while its helper works: the helper (holding the inherited run
+    lock) goes on without holding the caller's pipes; the next runs refuse until it ends,
+    then the next one finishes the delete."""
+    world = big_world(tmp_path)
+    before = world.tree()
+    proc = start_plain(world)
+    helper = frozen_helper(proc)
     proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    refusals = 0
+    proc.communicate(timeout=10)  # EOF at once, although the (frozen) helper lives
+    assert alive(helper)
+    code, doc = invoke_json("-y", env=world.env)
+    assert (code, doc["outcome"]) == (2, "refused"), doc
+    # the lock was taken by the killed run and is held by its helper: no live pid to name
+    assert doc["message"].startswith("another mm uninstall is running for "), doc
+    os.kill(helper, signal.SIGCONT)
     for _attempt in range(600):
         code, doc = invoke_json("-y", env=world.env)
         if code != 2:
             break
-        refusals += 1
-        # the lock is the dead run's, inherited by its helper: no live pid to name but this
-        assert doc["message"].startswith(
-            (f"another mm uninstall (pid {helper[0]}) is running", "another mm uninstall is")
-        ), doc
         time.sleep(0.05)
     # the killed run had committed (the helper only starts then): recovery finishes it
     assert (code, doc["outcome"]) == (0, "nothing-to-remove"), doc
@@ -237,4 +259,24 @@ def test_a_run_killed_while_its_helper_deletes_is_finished_by_the_next(tmp_path:
     after = world.tree()
     expected = world.expected(before, False, False)
     assert after == expected, "\n".join(diff(expected, after)[:20])
-    print(f"{refusals} refusals while the orphaned helper finished")
+
+
+def test_ctrl_c_while_the_helper_deletes_kills_it_and_the_next_run_finishes(
+    tmp_path: Path,
+) -> None:
+    world = big_world(tmp_path)
+    before = world.tree()
+    proc = start_plain(world)
+    helper = frozen_helper(proc)  # this process now waits for it, still listening for a stop
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    doc = json.loads(out)
+    assert (doc["outcome"], doc["exit_code"]) == ("interrupted", 130), doc
+    assert not alive(helper), "the helper outlived its run"
+    code, doc = invoke_json("-y", env=world.env)
+    assert (code, doc["outcome"]) == (0, "nothing-to-remove"), doc
+    assert [(r["pid"], r["action"]) for r in doc["recovery"]["runs"]] == [(proc.pid, "finished")]
+    after = world.tree()
+    expected = world.expected(before, False, False)
+    assert after == expected, "\n".join(diff(expected, after)[:20])

@@ -96,6 +96,11 @@ def _helper(roots: list[str], read_end: int, write_end: int, *, sizes: bool) -> 
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)  # a Ctrl-C simply ends the helper
         os.close(read_end)
+        # It never prints; and if its parent is killed, it must not keep the caller's pipes
+        # open (a caller reading them would wait for the helper's end).
+        null = os.open(os.devnull, os.O_RDWR)
+        for std in (0, 1, 2):
+            os.dup2(null, std)
         done = Removal()
 
         def report(files: int, size: int) -> None:
