@@ -23,7 +23,7 @@ from pytest_mock import MockerFixture
 
 from memtomem.uninstall import shares
 from memtomem.uninstall.fsops import FsOps
-from memtomem.uninstall.tree import Removal, remove_tree
+from memtomem.uninstall.tree import Removal, TreeStats, measure, remove_tree
 from tests.support.cli import invoke, invoke_json
 from tests.support.snapshot import Node, diff, snapshot
 from tests.support.world import World, full_world
@@ -212,16 +212,26 @@ def start_plain(world: World) -> subprocess.Popen[bytes]:
     )
 
 
-def frozen_helper(proc: subprocess.Popen[bytes]) -> int:
-    """Wait for `proc` to fork its helper, and SIGSTOP the helper at once."""
+def frozen_helper(proc: subprocess.Popen[bytes], world: World) -> int:
+    """Wait for `proc` to fork its delete helper, and SIGSTOP the helper at once. (A child
+    seen before the staging dir exists is the inventory's measuring helper.)"""
+    staging = world.state / f".uninstall-staging-{proc.pid}"
     deadline = time.monotonic() + 60
     while proc.poll() is None and time.monotonic() < deadline:
-        helpers = _children(proc.pid)
-        if helpers:
+        helpers = _children(proc.pid) if staging.exists() else []
+        if helpers and _detached(helpers[0]):
             os.kill(helpers[0], signal.SIGSTOP)
             return helpers[0]
         time.sleep(0.0005)
     raise AssertionError(f"no helper was forked (exit {proc.poll()}): {proc.communicate()}")
+
+
+def _detached(pid: int) -> bool:
+    """Whether a helper has let go of its parent's stdio (its first act after the fork)."""
+    try:
+        return os.readlink(f"/proc/{pid}/fd/1") == os.devnull
+    except OSError:
+        return False
 
 
 def alive(pid: int) -> bool:
@@ -239,7 +249,7 @@ def test_a_run_killed_while_its_helper_deletes_is_finished_by_the_next(tmp_path:
     world = big_world(tmp_path)
     before = world.tree()
     proc = start_plain(world)
-    helper = frozen_helper(proc)
+    helper = frozen_helper(proc, world)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=10)  # EOF at once, although the (frozen) helper lives
     assert alive(helper)
@@ -267,7 +277,7 @@ def test_ctrl_c_while_the_helper_deletes_kills_it_and_the_next_run_finishes(
     world = big_world(tmp_path)
     before = world.tree()
     proc = start_plain(world)
-    helper = frozen_helper(proc)  # this process now waits for it, still listening for a stop
+    helper = frozen_helper(proc, world)  # this process now waits for it, still listening for a stop
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
@@ -280,3 +290,74 @@ def test_ctrl_c_while_the_helper_deletes_kills_it_and_the_next_run_finishes(
     after = world.tree()
     expected = world.expected(before, False, False)
     assert after == expected, "\n".join(diff(expected, after)[:20])
+
+
+# --- measuring in two processes ------------------------------------------------------------
+
+
+def _roots(paths: list[str]) -> list[tuple[str, os.stat_result]]:
+    return [(p, os.lstat(p)) for p in paths]
+
+
+def test_measuring_in_two_processes_equals_measuring_in_one(
+    tmp_path: Path, mocker: MockerFixture
+) -> None:
+    roots = _roots([*build(tmp_path / "root", tmp_path / "outside"), str(tmp_path / "outside")])
+    before = snapshot(tmp_path)
+    fork = mocker.spy(os, "fork")
+    shared = shares.measure_roots(FsOps(), roots)
+    assert fork.call_count == 1
+    alone = [measure(FsOps(), p, st) for p, st in roots]
+    assert shared == alone
+    assert alone[0].files == FLAT + 40 * 50 + 7  # inbox, projects, odd (3 files, 3 links, fifo)
+    assert snapshot(tmp_path) == before  # measuring changes nothing
+    assert no_unreaped_children()
+
+
+def test_a_failing_measuring_helper_is_measured_again_alone(
+    tmp_path: Path, mocker: MockerFixture
+) -> None:
+    roots = _roots(build(tmp_path / "root", tmp_path / "outside"))
+    parent = os.getpid()
+    real = shares._measure_share
+
+    def crash_in_helper(path: str, st: os.stat_result, me: int) -> TreeStats:
+        if os.getpid() != parent:
+            raise OSError(5, "helper trouble (injected)")
+        return real(path, st, me)
+
+    mocker.patch.object(shares, "_measure_share", side_effect=crash_in_helper)
+    again = mocker.spy(shares, "measure")
+    assert shares.measure_roots(FsOps(), roots) == [measure(FsOps(), p, st) for p, st in roots]
+    assert again.call_count == len(roots)
+    assert no_unreaped_children()
+
+
+def test_a_hooked_seam_measures_in_one_process(tmp_path: Path, mocker: MockerFixture) -> None:
+    from tests.support.faults import ScriptedFs
+
+    roots = _roots(build(tmp_path / "root", tmp_path / "outside"))
+    fork = mocker.spy(os, "fork")
+    fs = ScriptedFs()
+    assert shares.measure_roots(fs, roots) == [measure(FsOps(), p, st) for p, st in roots]
+    assert fork.call_count == 0
+    assert sum(op == "lstat" for op, _target in fs.calls) >= FLAT  # every entry, through it
+
+
+@pytest.mark.mount
+def test_a_mount_point_inside_is_counted_once_and_not_entered(tmp_path: Path) -> None:
+    roots = _roots(build(tmp_path / "root", tmp_path / "outside"))
+    point = tmp_path / "root" / "memories" / "projects" / "p07" / "mnt"
+    point.mkdir()
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "tmpfs", str(point)], capture_output=True
+    ).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        (point / "inside.md").write_bytes(b"on another filesystem")
+        roots = _roots([r for r, _st in roots])
+        alone = [measure(FsOps(), p, st) for p, st in roots]
+        assert shares.measure_roots(FsOps(), roots) == alone
+        assert alone[0].files == FLAT + 40 * 50 + 7 + 1  # the mount point, as one entry
+    finally:
+        subprocess.run(["umount", "-l", str(point)], check=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from memtomem.uninstall import runtime, system
+from memtomem.uninstall import runtime, shares, system
 from memtomem.uninstall.display import show
 from memtomem.uninstall.errors import Refused
 from memtomem.uninstall.fsops import FsOps, stat_entry
@@ -95,8 +95,7 @@ def scan(fs: FsOps, layout: Layout) -> Inventory:
         anchors.append(Anchor(layout.state_dir, state.st_dev))
         with fs.scandir(layout.state_dir) as listing:
             entries_found = list(listing)
-        for entry in entries_found:
-            found = _measured(fs, entry, layout.state_dir, classify(entry.name, db_paths))
+        for found in _measured_all(fs, entries_found, layout.state_dir, db_paths):
             if found.group is not None:
                 entries.append(_as_entry(found))
             else:
@@ -119,6 +118,23 @@ class _Found:
     st: os.stat_result
     files: int
     bytes: int
+
+
+def _measured_all(
+    fs: FsOps, found: list[os.DirEntry[str]], anchor: Path, db_paths: tuple[Path, ...]
+) -> list[_Found]:
+    """_measured for every entry of the state dir, the big trees measured in two processes."""
+    classified = [(entry, classify(entry.name, db_paths), stat_entry(fs, entry)) for entry in found]
+    ours = [(entry.path, st) for entry, group, st in classified if group is not None]
+    totals = iter(shares.measure_roots(fs, ours))
+    out = []
+    for entry, group, st in classified:
+        files, size = (0, 0)
+        if group is not None:
+            t = next(totals)
+            files, size = t.files, t.bytes
+        out.append(_Found(Path(entry.path), anchor, group, st, files, size))
+    return out
 
 
 def _measured(fs: FsOps, entry: os.DirEntry[str], anchor: Path, group: Group | None) -> _Found:

@@ -1,4 +1,10 @@
-"""Two processes for a large committed delete: this one and a forked helper, best effort.
+"""Two processes for the two walks that touch every file: the inventory's measure and the
+delete of a committed run. This process and a forked helper each take a share.
+
+Measuring: both walk every directory; each lstats and counts only its share of the entries,
+so the sum is exact. If the helper fails in any way, this process measures again alone.
+
+Deleting, best effort:
 
 Once a run is COMMITTED, everything in its staging dirs goes. On a machine with two cores a
 forked child unlinks its share of the files while this process unlinks the other share:
@@ -23,7 +29,7 @@ from collections.abc import Callable
 
 from memtomem.uninstall import system
 from memtomem.uninstall.fsops import FsOps
-from memtomem.uninstall.tree import BATCH, CHUNK, Progress, Removal
+from memtomem.uninstall.tree import BATCH, CHUNK, Progress, Removal, TreeStats, measure
 
 MIN_FILES = 20_000  # below this, forking costs more than a second worker saves
 LARGE_DIR_BYTES = 256 * 1024  # an ext4 directory this large holds some 8,000 entries or more
@@ -31,12 +37,145 @@ _REPORT = struct.Struct("=qq")  # files and bytes removed so far, sent by the he
 
 
 def worth_it(fs: FsOps, files: int) -> bool:
-    """Whether to split: a large delete, two cores, fork, and no seam hooks (a hooked seam
+    """Whether to split a delete: a large one, on two cores, and no seam hooks (a hooked seam
     must see every call, in one process)."""
-    if files < MIN_FILES or fs.hooked or system.IS_WINDOWS or not hasattr(os, "fork"):
+    return files >= MIN_FILES and can_split(fs)
+
+
+def can_split(fs: FsOps) -> bool:
+    if fs.hooked or system.IS_WINDOWS or not hasattr(os, "fork"):
         return False
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return (cores or 1) >= 2
+
+
+def measure_roots(fs: FsOps, roots: list[tuple[str, os.stat_result]]) -> list[TreeStats]:
+    """tree.measure of each root, the directories shared with a helper when that can help.
+    Exactly what tree.measure returns: on any trouble with the helper, measured again here."""
+    if not can_split(fs) or not any(stat.S_ISDIR(st.st_mode) for _path, st in roots):
+        return [measure(fs, path, st) for path, st in roots]
+    try:
+        read_end, write_end = os.pipe()
+    except OSError:
+        return [measure(fs, path, st) for path, st in roots]
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        return [measure(fs, path, st) for path, st in roots]
+    if pid == 0:
+        _measuring_helper(roots, read_end, write_end)
+    os.close(write_end)
+    finished = False
+    try:
+        mine = [_measure_share(path, st, 0) for path, st in roots]
+        data = _read_all(read_end)
+        _pid, status = os.waitpid(pid, 0)
+        finished = True
+    finally:
+        if not finished:
+            os.kill(pid, signal.SIGKILL)
+            _reap(pid)
+        os.close(read_end)
+    if status != 0 or len(data) != _REPORT.size * len(roots):
+        return [measure(fs, path, st) for path, st in roots]
+    theirs = [_REPORT.unpack_from(data, i * _REPORT.size) for i in range(len(roots))]
+    return [TreeStats(a.files + f, a.bytes + b) for a, (f, b) in zip(mine, theirs, strict=True)]
+
+
+def _measuring_helper(
+    roots: list[tuple[str, os.stat_result]], read_end: int, write_end: int
+) -> None:
+    status = 1
+    try:
+        _detach(read_end)
+        data = b"".join(
+            _REPORT.pack(t.files, t.bytes) for t in (_measure_share(p, st, 1) for p, st in roots)
+        )
+        view = memoryview(data)
+        while view:
+            view = view[os.write(write_end, view) :]
+        status = 0
+    finally:
+        os._exit(status)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _measure_share(path: str, st: os.stat_result, me: int) -> TreeStats:
+    """`me`'s share of tree.measure(path): the same counting rules, for the entries it owns."""
+    if not stat.S_ISDIR(st.st_mode):
+        return (
+            TreeStats(1, st.st_size if stat.S_ISREG(st.st_mode) else 0)
+            if me == 0
+            else TreeStats(0, 0)
+        )
+    totals = [0, 0]
+    try:
+        fd = os.open(path, os.O_RDONLY | system.O_DIRECTORY | system.O_NOFOLLOW)
+    except OSError:
+        return TreeStats(0, 0)
+    stack: list[tuple[int, str, list[str]]] = [(fd, "", [])]
+    try:
+        _count_share(fd, "", me, st.st_dev, totals, stack[-1][2])
+        while stack:
+            parent, rel, subdirs = stack[-1]
+            if not subdirs:
+                os.close(stack.pop()[0])
+                continue
+            name = subdirs.pop()
+            try:
+                child = os.open(
+                    name, os.O_RDONLY | system.O_DIRECTORY | system.O_NOFOLLOW, dir_fd=parent
+                )
+            except OSError:
+                continue
+            stack.append((child, f"{rel}/{name}", []))
+            _count_share(child, f"{rel}/{name}", me, st.st_dev, totals, stack[-1][2])
+    finally:
+        for frame_fd, _rel, _subdirs in stack:
+            os.close(frame_fd)
+    return TreeStats(totals[0], totals[1])
+
+
+def _count_share(
+    fd: int, rel: str, me: int, device: int, totals: list[int], subdirs: list[str]
+) -> None:
+    """Like tree._count, for `me`'s entries; subdirectories are collected by both sides (a
+    directory is counted by neither, and both must walk into it)."""
+    try:
+        split = os.fstat(fd).st_size >= LARGE_DIR_BYTES
+    except OSError:
+        split = False
+    whole = _owner(rel) == me
+    files = size = 0
+    isreg, isdir = stat.S_ISREG, stat.S_ISDIR
+    try:
+        with os.scandir(fd) as listing:
+            for entry in listing:
+                mine = (_owner(entry.name) == me) if split else whole
+                if not mine and not entry.is_dir(follow_symlinks=False):
+                    continue
+                try:
+                    est = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                mode = est.st_mode
+                if isdir(mode) and est.st_dev == device:
+                    subdirs.append(entry.name)
+                elif mine:
+                    files += 1
+                    size += est.st_size if isreg(mode) else 0
+    except OSError:
+        pass
+    totals[0] += files
+    totals[1] += size
 
 
 def delete_shares(
@@ -93,14 +232,7 @@ def delete_shares(
 def _helper(roots: list[str], read_end: int, write_end: int, *, sizes: bool) -> None:
     status = 1
     try:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_DFL)  # a Ctrl-C simply ends the helper
-        os.close(read_end)
-        # It never prints; and if its parent is killed, it must not keep the caller's pipes
-        # open (a caller reading them would wait for the helper's end).
-        null = os.open(os.devnull, os.O_RDWR)
-        for std in (0, 1, 2):
-            os.dup2(null, std)
+        _detach(read_end)
         done = Removal()
 
         def report(files: int, size: int) -> None:
@@ -114,6 +246,18 @@ def _helper(roots: list[str], read_end: int, write_end: int, *, sizes: bool) -> 
         status = 0
     finally:
         os._exit(status)
+
+
+def _detach(read_end: int) -> None:
+    """In a helper: default signal handling (a Ctrl-C simply ends it), no stdio. It never
+    prints; and if its parent is killed, it must not keep the caller's pipes open (a caller
+    reading them would wait for the helper's end)."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    os.close(read_end)
+    null = os.open(os.devnull, os.O_RDWR)
+    for std in (0, 1, 2):
+        os.dup2(null, std)
 
 
 def _drain(read_end: int, into: list[int]) -> None:
