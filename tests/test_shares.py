@@ -29,6 +29,9 @@ from tests.support.snapshot import Node, diff, snapshot
 from tests.support.world import World, full_world
 
 REPO = Path(__file__).resolve().parent.parent
+splits = pytest.mark.skipif(
+    not shares.can_split(FsOps()), reason="a single usable core: nothing is shared with a helper"
+)
 FLAT = 12_000  # one directory large enough (on ext4) to be split name by name
 
 
@@ -160,11 +163,12 @@ def big_world(root: Path) -> World:
     world = full_world(root)
     inbox = world.state / "memories" / "inbox"
     inbox.mkdir()
-    for i in range(shares.MIN_FILES + 2_000):
+    for i in range(30_000):  # well above shares.MIN_FILES
         (inbox / f"{i:05d}.md").write_bytes(b"x" * (i % 7))
     return world
 
 
+@splits
 def test_a_large_run_shares_its_delete_and_reports_exact_counts(
     tmp_path: Path, mocker: MockerFixture
 ) -> None:
@@ -212,18 +216,42 @@ def start_plain(world: World) -> subprocess.Popen[bytes]:
     )
 
 
-def frozen_helper(proc: subprocess.Popen[bytes], world: World) -> int:
-    """Wait for `proc` to fork its delete helper, and SIGSTOP the helper at once. (A child
-    seen before the staging dir exists is the inventory's measuring helper.)"""
+def frozen_helper(proc: subprocess.Popen[bytes], world: World) -> int | None:
+    """Wait for `proc` to fork its delete helper and SIGSTOP the helper at once; None if it
+    finished its share first. (A child seen before the staging dir exists is the inventory's
+    measuring helper.)"""
     staging = world.state / f".uninstall-staging-{proc.pid}"
     deadline = time.monotonic() + 60
     while proc.poll() is None and time.monotonic() < deadline:
         helpers = _children(proc.pid) if staging.exists() else []
         if helpers and _detached(helpers[0]):
             os.kill(helpers[0], signal.SIGSTOP)
-            return helpers[0]
+            while _state(helpers[0]) not in ("T", "Z", ""):
+                time.sleep(0.0005)
+            return helpers[0] if _state(helpers[0]) == "T" else None
         time.sleep(0.0005)
     raise AssertionError(f"no helper was forked (exit {proc.poll()}): {proc.communicate()}")
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0]
+    except (OSError, IndexError):
+        return ""
+
+
+def frozen_run(base: Path) -> tuple[World, dict[str, Node], subprocess.Popen[bytes], int]:
+    """A real run whose delete helper is frozen mid-work: (world, tree before, run, helper).
+    Tries again on a fresh world when a helper finished before it could be frozen."""
+    for attempt in range(5):
+        world = big_world(base / f"try-{attempt}")
+        before = world.tree()
+        proc = start_plain(world)
+        helper = frozen_helper(proc, world)
+        if helper is not None:
+            return world, before, proc, helper
+        proc.communicate(timeout=60)
+    raise AssertionError("every helper finished before it could be frozen")
 
 
 def _detached(pid: int) -> bool:
@@ -242,14 +270,12 @@ def alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
 
 
+@splits
 def test_a_run_killed_while_its_helper_deletes_is_finished_by_the_next(tmp_path: Path) -> None:
     """SIGKILL the real `mm` while its helper works: the helper (holding the inherited run
     lock) goes on without holding the caller's pipes; the next runs refuse until it ends,
     then the next one finishes the delete."""
-    world = big_world(tmp_path)
-    before = world.tree()
-    proc = start_plain(world)
-    helper = frozen_helper(proc, world)
+    world, before, proc, helper = frozen_run(tmp_path)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=10)  # EOF at once, although the (frozen) helper lives
     assert alive(helper)
@@ -271,13 +297,11 @@ def test_a_run_killed_while_its_helper_deletes_is_finished_by_the_next(tmp_path:
     assert after == expected, "\n".join(diff(expected, after)[:20])
 
 
+@splits
 def test_ctrl_c_while_the_helper_deletes_kills_it_and_the_next_run_finishes(
     tmp_path: Path,
 ) -> None:
-    world = big_world(tmp_path)
-    before = world.tree()
-    proc = start_plain(world)
-    helper = frozen_helper(proc, world)  # this process now waits for it, still listening for a stop
+    world, before, proc, helper = frozen_run(tmp_path)  # the run waits for it, still stoppable
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
@@ -299,6 +323,7 @@ def _roots(paths: list[str]) -> list[tuple[str, os.stat_result]]:
     return [(p, os.lstat(p)) for p in paths]
 
 
+@splits
 def test_measuring_in_two_processes_equals_measuring_in_one(
     tmp_path: Path, mocker: MockerFixture
 ) -> None:
@@ -314,6 +339,7 @@ def test_measuring_in_two_processes_equals_measuring_in_one(
     assert no_unreaped_children()
 
 
+@splits
 def test_a_failing_measuring_helper_is_measured_again_alone(
     tmp_path: Path, mocker: MockerFixture
 ) -> None:

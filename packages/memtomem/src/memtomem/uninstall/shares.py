@@ -31,7 +31,7 @@ from memtomem.uninstall import system
 from memtomem.uninstall.fsops import FsOps
 from memtomem.uninstall.tree import BATCH, CHUNK, Progress, Removal, TreeStats, measure
 
-MIN_FILES = 20_000  # below this, forking costs more than a second worker saves
+MIN_FILES = 5_000  # below this, the second worker saves less than a few milliseconds
 LARGE_DIR_BYTES = 256 * 1024  # an ext4 directory this large holds some 8,000 entries or more
 _REPORT = struct.Struct("=qq")  # files and bytes removed so far, sent by the helper
 
