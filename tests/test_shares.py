@@ -144,19 +144,31 @@ def test_progress_counts_both_processes(tmp_path: Path) -> None:
     assert removal.bytes == calls[-1][1] == expected_bytes
 
 
-def test_a_stop_kills_the_helper_and_removes_no_directory(tmp_path: Path) -> None:
+@pytest.mark.parametrize("after", [1, 3, 6])
+def test_a_stop_ends_the_helper_and_counts_exactly_what_both_removed(
+    tmp_path: Path, after: int
+) -> None:
+    """The helper is asked to stop, finishes its chunk and reports its exact count."""
     roots = build(tmp_path / "root", tmp_path / "outside")
     before = snapshot(tmp_path)
+    calls = [0]
+
+    def stop() -> bool:
+        calls[0] += 1
+        return calls[0] >= after
+
     removal = Removal()
-    shares.delete_shares(roots, removal, stop=lambda: True, progress=None)
+    shares.delete_shares(roots, removal, stop=stop, progress=None)
     assert removal.stopped
     assert no_unreaped_children()
-    after = snapshot(tmp_path)
-    assert {p for p, n in before.items() if n[0] == "dir"} <= set(after)
-    assert set(after) <= set(before)
-    assert 0 < len(before) - len(after) < len(non_dirs(before))
-    time.sleep(0.2)  # a killed helper removes nothing more
-    assert snapshot(tmp_path) == after
+    after_stop = snapshot(tmp_path)
+    assert {p for p, n in before.items() if n[0] == "dir"} <= set(after_stop)
+    assert set(after_stop) <= set(before)
+    gone = len(non_dirs(before)) - len(non_dirs(after_stop))
+    assert 0 < gone < len(non_dirs(before))
+    assert removal.files == gone
+    time.sleep(0.2)  # a stopped helper removes nothing more
+    assert snapshot(tmp_path) == after_stop
 
 
 def big_world(root: Path) -> World:

@@ -24,6 +24,7 @@ import select
 import signal
 import stat
 import struct
+import time
 import zlib
 from collections.abc import Callable
 
@@ -219,8 +220,7 @@ def delete_shares(
             mine.stopped = not finished and stop()
     finally:
         if not finished:
-            os.kill(pid, signal.SIGKILL)
-            _reap(pid)
+            _stop_helper(pid, read_end, helper)
         os.set_blocking(read_end, True)
         _drain(read_end, helper)
         os.close(read_end)
@@ -229,9 +229,28 @@ def delete_shares(
     removal.stopped = mine.stopped
 
 
+def _stop_helper(pid: int, read_end: int, helper: list[int]) -> None:
+    """Ask the helper to stop (SIGUSR1): it finishes its current chunk and reports its exact
+    count. One that does not end within a few seconds is killed (its last chunk uncounted)."""
+    deadline = time.monotonic() + 5
+    try:
+        os.kill(pid, signal.SIGUSR1)
+        while os.waitpid(pid, os.WNOHANG)[0] == 0:
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                break
+            select.select([read_end], [], [], 0.01)
+            _drain(read_end, helper)
+    except ChildProcessError:
+        return
+    _reap(pid)
+
+
 def _helper(roots: list[str], read_end: int, write_end: int, *, sizes: bool) -> None:
     status = 1
     try:
+        stopping = [False]
+        signal.signal(signal.SIGUSR1, lambda _sig, _frame: stopping.__setitem__(0, True))
         _detach(read_end)
         done = Removal()
 
@@ -241,7 +260,7 @@ def _helper(roots: list[str], read_end: int, write_end: int, *, sizes: bool) -> 
             except OSError:
                 pass
 
-        _unlink_share(roots, 1, done, stop=lambda: False, report=report, sizes=sizes)
+        _unlink_share(roots, 1, done, stop=lambda: stopping[0], report=report, sizes=sizes)
         report(done.files, done.bytes)
         status = 0
     finally:
@@ -258,6 +277,8 @@ def _detach(read_end: int) -> None:
     null = os.open(os.devnull, os.O_RDWR)
     for std in (0, 1, 2):
         os.dup2(null, std)
+    if null > 2:
+        os.close(null)
 
 
 def _drain(read_end: int, into: list[int]) -> None:
