@@ -11,8 +11,8 @@ forked child unlinks its share of the files while this process unlinks the other
 small directories go whole to one side (by a hash of their path), a large flat directory is
 split by a hash of each name. Neither removes a directory. Afterwards the ordinary
 sequential pass (tree.remove_tree) removes what is left, the directories and anything a
-share missed, and is the only one that reports errors. So the helper may fail at anything,
-be killed, or die with its parent without changing the outcome: it only ever unlinks
+share missed, and is the only one that reports errors. So the helper may fail at anything
+or be killed without changing the outcome (on Linux it dies with its parent): it only unlinks
 non-directories below the roots it is given, directory-fd-relative, never following a link
 and never entering another filesystem.
 """
@@ -24,6 +24,7 @@ import select
 import signal
 import stat
 import struct
+import sys
 import time
 import zlib
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from memtomem.uninstall.tree import BATCH, CHUNK, Progress, Removal, TreeStats, 
 
 MIN_FILES = 5_000  # below this, the second worker saves less than a few milliseconds
 LARGE_DIR_BYTES = 256 * 1024  # an ext4 directory this large holds some 8,000 entries or more
+_PR_SET_PDEATHSIG = 1
 _REPORT = struct.Struct("=qq")  # files and bytes removed so far, sent by the helper
 
 
@@ -59,6 +61,7 @@ def measure_roots(fs: FsOps, roots: list[tuple[str, os.stat_result]]) -> list[Tr
         read_end, write_end = os.pipe()
     except OSError:
         return [measure(fs, path, st) for path, st in roots]
+    parent = os.getpid()
     try:
         pid = os.fork()
     except OSError:
@@ -66,7 +69,7 @@ def measure_roots(fs: FsOps, roots: list[tuple[str, os.stat_result]]) -> list[Tr
         os.close(write_end)
         return [measure(fs, path, st) for path, st in roots]
     if pid == 0:
-        _measuring_helper(roots, read_end, write_end)
+        _measuring_helper(roots, read_end, write_end, parent)
     os.close(write_end)
     finished = False
     try:
@@ -86,10 +89,11 @@ def measure_roots(fs: FsOps, roots: list[tuple[str, os.stat_result]]) -> list[Tr
 
 
 def _measuring_helper(
-    roots: list[tuple[str, os.stat_result]], read_end: int, write_end: int
+    roots: list[tuple[str, os.stat_result]], read_end: int, write_end: int, parent: int
 ) -> None:
     status = 1
     try:
+        _die_with(parent)
         _detach(read_end)
         data = b"".join(
             _REPORT.pack(t.files, t.bytes) for t in (_measure_share(p, st, 1) for p, st in roots)
@@ -192,6 +196,7 @@ def delete_shares(
         read_end, write_end = os.pipe()
     except OSError:
         return
+    parent = os.getpid()
     try:
         pid = os.fork()
     except OSError:
@@ -199,7 +204,7 @@ def delete_shares(
         os.close(write_end)
         return
     if pid == 0:  # the helper: never returns
-        _helper(roots, read_end, write_end, sizes=progress is not None)
+        _helper(roots, read_end, write_end, sizes=progress is not None, parent=parent)
     os.close(write_end)
     os.set_blocking(read_end, False)
     helper = [0, 0]
@@ -246,11 +251,12 @@ def _stop_helper(pid: int, read_end: int, helper: list[int]) -> None:
     _reap(pid)
 
 
-def _helper(roots: list[str], read_end: int, write_end: int, *, sizes: bool) -> None:
+def _helper(roots: list[str], read_end: int, write_end: int, *, sizes: bool, parent: int) -> None:
     status = 1
     try:
         stopping = [False]
         signal.signal(signal.SIGUSR1, lambda _sig, _frame: stopping.__setitem__(0, True))
+        _die_with(parent)
         _detach(read_end)
         done = Removal()
 
@@ -265,6 +271,22 @@ def _helper(roots: list[str], read_end: int, write_end: int, *, sizes: bool) -> 
         status = 0
     finally:
         os._exit(status)
+
+
+def _die_with(parent: int) -> None:
+    """A killed run takes its helper with it (Linux: PR_SET_PDEATHSIG), so the next run can
+    start at once and finish the delete. Elsewhere an orphaned helper finishes its share,
+    keeping the run lock it inherited until it ends."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # it died before that took effect
+        os._exit(1)
 
 
 def _detach(read_end: int) -> None:
