@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -180,3 +181,40 @@ def test_a_killed_runs_lock_is_no_obstacle(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "another mm uninstall" not in result.output
     assert_tree(world, world.expected(before, False, False), "the next run removed everything")
+
+
+HOLD_AND_ORPHAN = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+fcntl.flock(fd, fcntl.LOCK_EX)
+if os.fork() == 0:
+    print(os.getpid(), flush=True)
+    time.sleep(60)
+os._exit(0)
+"""
+
+
+def test_a_lock_held_by_the_child_of_a_dead_locker_names_no_dead_pid(tmp_path: Path) -> None:
+    """The run lock taken by a process that died while a child it forked holds it on (as a
+    helper outside Linux does): the kernel names the dead locker; the refusal names nobody
+    rather than a dead pid, and the run proceeds once the child is gone."""
+    world = full_world(tmp_path)
+    before = world.tree()
+    locker = subprocess.Popen(
+        [sys.executable, "-c", HOLD_AND_ORPHAN, str(world.home)], stdout=subprocess.PIPE, text=True
+    )
+    assert locker.stdout is not None
+    child = int(locker.stdout.readline())
+    assert locker.wait(timeout=30) == 0
+    try:
+        code, doc = run_json(world, "-y")
+        assert (code, doc["outcome"]) == (2, "refused"), doc
+        assert doc["message"] == busy_message(world.home, None)
+        assert_tree(world, before, "a refused run touches nothing")
+    finally:
+        os.kill(child, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while (code := run_json(world, "-y")[0]) == 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert code == 0
+    assert_tree(world, world.expected(before, False, False), "removed once the child is gone")

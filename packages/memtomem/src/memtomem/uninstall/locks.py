@@ -71,7 +71,7 @@ def hold_run_lock(fs: FsOps, home: Path) -> Held:
         taken = fs.try_flock(fd, home, exclusive=True)
         holder = None if taken else system.flock_holder(os.fstat(fd))
         if holder is not None and not system.process_alive(holder):
-            holder = None  # a killed run whose delete helper still holds its lock
+            holder = None  # its locker died; a child it forked holds the lock on
         if not taken and holder is None:  # the holder just finished: try once more
             taken = fs.try_flock(fd, home, exclusive=True)
     except OSError as exc:
