@@ -36,6 +36,7 @@ from memtomem.uninstall.tree import BATCH, CHUNK, Progress, Removal, TreeStats, 
 MIN_FILES = 5_000  # below this, the second worker saves less than a few milliseconds
 LARGE_DIR_BYTES = 256 * 1024  # an ext4 directory this large holds some 8,000 entries or more
 _PR_SET_PDEATHSIG = 1
+_DIR_FLAGS = os.O_RDONLY | system.O_DIRECTORY | system.O_NOFOLLOW
 _REPORT = struct.Struct("=qq")  # files and bytes removed so far, sent by the helper
 
 
@@ -116,48 +117,21 @@ def _read_all(fd: int) -> bytes:
 def _measure_share(path: str, st: os.stat_result, me: int) -> TreeStats:
     """`me`'s share of tree.measure(path): the same counting rules, for the entries it owns."""
     if not stat.S_ISDIR(st.st_mode):
-        return (
-            TreeStats(1, st.st_size if stat.S_ISREG(st.st_mode) else 0)
-            if me == 0
-            else TreeStats(0, 0)
-        )
+        size = st.st_size if stat.S_ISREG(st.st_mode) else 0
+        return TreeStats(1, size) if me == 0 else TreeStats(0, 0)
     totals = [0, 0]
-    try:
-        fd = os.open(path, os.O_RDONLY | system.O_DIRECTORY | system.O_NOFOLLOW)
-    except OSError:
-        return TreeStats(0, 0)
-    stack: list[tuple[int, str, list[str]]] = [(fd, "", [])]
-    try:
-        _count_share(fd, "", me, st.st_dev, totals, stack[-1][2])
-        while stack:
-            parent, rel, subdirs = stack[-1]
-            if not subdirs:
-                os.close(stack.pop()[0])
-                continue
-            name = subdirs.pop()
-            try:
-                child = os.open(
-                    name, os.O_RDONLY | system.O_DIRECTORY | system.O_NOFOLLOW, dir_fd=parent
-                )
-            except OSError:
-                continue
-            stack.append((child, f"{rel}/{name}", []))
-            _count_share(child, f"{rel}/{name}", me, st.st_dev, totals, stack[-1][2])
-    finally:
-        for frame_fd, _rel, _subdirs in stack:
-            os.close(frame_fd)
+    _walk(path, st.st_dev, lambda fd, rel, subdirs: _count_share(fd, rel, me, totals, subdirs))
     return TreeStats(totals[0], totals[1])
 
 
-def _count_share(
-    fd: int, rel: str, me: int, device: int, totals: list[int], subdirs: list[str]
-) -> None:
+def _count_share(fd: int, rel: str, me: int, totals: list[int], subdirs: list[str]) -> bool:
     """Like tree._count, for `me`'s entries; subdirectories are collected by both sides (a
     directory is counted by neither, and both must walk into it)."""
     try:
-        split = os.fstat(fd).st_size >= LARGE_DIR_BYTES
+        dst = os.fstat(fd)
     except OSError:
-        split = False
+        return True
+    split, device = dst.st_size >= LARGE_DIR_BYTES, dst.st_dev
     whole = _owner(rel) == me
     files = size = 0
     isreg, isdir = stat.S_ISREG, stat.S_ISDIR
@@ -181,6 +155,7 @@ def _count_share(
         pass
     totals[0] += files
     totals[1] += size
+    return True
 
 
 def delete_shares(
@@ -346,6 +321,11 @@ def _unlink_share(
     sizes: bool,
 ) -> None:
     """Walk every root; unlink the non-directories that are `me`'s share."""
+
+    def visit(fd: int, rel: str, subdirs: list[str]) -> bool:
+        _clear(fd, rel, me, subdirs, out, stop, report, sizes)
+        return not out.stopped
+
     for root in roots:
         try:
             st = os.lstat(root)
@@ -353,50 +333,55 @@ def _unlink_share(
             continue
         if not stat.S_ISDIR(st.st_mode):
             continue  # a single file: left to the sequential pass
-        try:
-            fd = os.open(root, os.O_RDONLY | system.O_DIRECTORY | system.O_NOFOLLOW)
-        except OSError:
-            continue
-        stack: list[tuple[int, str, list[str]]] = [(fd, "", [])]
-        try:
-            _walk(stack, st.st_dev, me, out, stop, report, sizes)
-        finally:
-            for frame_fd, _rel, _subdirs in stack:
-                os.close(frame_fd)
-        if out.stopped:
+        if not _walk(root, st.st_dev, visit):
             return
 
 
-def _walk(
-    stack: list[tuple[int, str, list[str]]],
-    device: int,
-    me: int,
-    out: Removal,
-    stop: Callable[[], bool],
-    report: Progress,
-    sizes: bool,
-) -> None:
-    fresh = True
-    while stack:
-        fd, rel, subdirs = stack[-1]
-        if fresh:
-            fresh = False
-            _clear(fd, rel, me, subdirs, out, stop, report, sizes)
-            if out.stopped:
-                return
-        if not subdirs:
-            os.close(stack.pop()[0])
-            continue
-        name = subdirs.pop()
-        try:
-            st = os.lstat(name, dir_fd=fd)
-            if not stat.S_ISDIR(st.st_mode) or st.st_dev != device:
+Visit = Callable[[int, str, list[str]], bool]
+
+
+def _walk(root: str, device: int, visit: Visit) -> bool:
+    """Call visit(fd, relative path, subdirs) for each directory of the tree at `root`, depth
+    first, directory-fd-relative, never through a link or into another filesystem; `visit`
+    adds the names of the subdirectories to enter. False when a visit asked to stop."""
+    stack: list[tuple[int, str, list[str]]] = []
+    try:
+        if not _enter(stack, root, None, "", device, visit):
+            return False
+        while stack:
+            parent, rel, subdirs = stack[-1]
+            if not subdirs:
+                os.close(stack.pop()[0])
                 continue
-            child = os.open(name, os.O_RDONLY | system.O_DIRECTORY | system.O_NOFOLLOW, dir_fd=fd)
-        except OSError:
-            continue
-        stack.append((child, f"{rel}/{name}", []))
-        fresh = True
+            name = subdirs.pop()
+            if not _enter(stack, name, parent, f"{rel}/{name}", device, visit):
+                return False
+    finally:
+        for fd, _rel, _subdirs in stack:
+            os.close(fd)
+    return True
+
+
+def _enter(
+    stack: list[tuple[int, str, list[str]]],
+    name: str,
+    parent: int | None,
+    rel: str,
+    device: int,
+    visit: Visit,
+) -> bool:
+    """Open one directory, push it and visit it; one that cannot be opened or is on another
+    filesystem is skipped. False when the visit asked to stop."""
+    try:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+    except OSError:
+        return True
+    stack.append((fd, rel, []))  # on the stack first: the walk's finally closes it
+    try:
+        same = os.fstat(fd).st_dev == device
+    except OSError:
+        same = False
+    return visit(fd, rel, stack[-1][2]) if same else True
 
 
 def _clear(
