@@ -282,6 +282,17 @@ def alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
 
 
+def next_run_finishes(world: World, before: dict[str, Node], killed: int) -> None:
+    """The next run recovers the interrupted one (it had committed: the delete helper only
+    starts then) by finishing it, and the whole tree ends fully removed."""
+    code, doc = invoke_json("-y", env=world.env)
+    assert (code, doc["outcome"]) == (0, "nothing-to-remove"), doc
+    assert [(r["pid"], r["action"]) for r in doc["recovery"]["runs"]] == [(killed, "finished")]
+    after = world.tree()
+    expected = world.expected(before, False, False)
+    assert after == expected, "\n".join(diff(expected, after)[:20])
+
+
 @splits
 def test_a_run_killed_while_its_helper_deletes_takes_the_helper_along(tmp_path: Path) -> None:
     """SIGKILL the real `mm` while its helper works: the helper dies with it (Linux), the
@@ -295,13 +306,7 @@ def test_a_run_killed_while_its_helper_deletes_takes_the_helper_along(tmp_path: 
     while alive(helper) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not alive(helper), "the helper outlived its killed run"
-    code, doc = invoke_json("-y", env=world.env)
-    # the killed run had committed (the helper only starts then): recovery finishes it
-    assert (code, doc["outcome"]) == (0, "nothing-to-remove"), doc
-    assert [(r["pid"], r["action"]) for r in doc["recovery"]["runs"]] == [(proc.pid, "finished")]
-    after = world.tree()
-    expected = world.expected(before, False, False)
-    assert after == expected, "\n".join(diff(expected, after)[:20])
+    next_run_finishes(world, before, proc.pid)
 
 
 @splits
@@ -315,12 +320,7 @@ def test_ctrl_c_while_the_helper_deletes_kills_it_and_the_next_run_finishes(
     doc = json.loads(out)
     assert (doc["outcome"], doc["exit_code"]) == ("interrupted", 130), doc
     assert not alive(helper), "the helper outlived its run"
-    code, doc = invoke_json("-y", env=world.env)
-    assert (code, doc["outcome"]) == (0, "nothing-to-remove"), doc
-    assert [(r["pid"], r["action"]) for r in doc["recovery"]["runs"]] == [(proc.pid, "finished")]
-    after = world.tree()
-    expected = world.expected(before, False, False)
-    assert after == expected, "\n".join(diff(expected, after)[:20])
+    next_run_finishes(world, before, proc.pid)
 
 
 # --- measuring in two processes ------------------------------------------------------------
