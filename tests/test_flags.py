@@ -47,6 +47,31 @@ def test_dry_run_changes_nothing_and_reports_the_plan(
     ]
 
 
+@pytest.mark.parametrize(
+    ("toml", "reported"),
+    [
+        ('[mcp_servers.memtomem]\ncommand = "mm"\n', True),
+        ('[mcp_servers.other]\ncommand = "x"\n', False),
+        ("[mcp_servers.memtomem\n", False),  # not TOML: ignored, never a failure
+    ],
+    ids=["names-memtomem", "names-another", "unparsable"],
+)
+def test_a_codex_config_naming_memtomem_is_reported_and_left_alone(
+    tmp_path: Path, toml: str, reported: bool
+) -> None:
+    world = full_world(tmp_path)
+    codex = world.home / ".codex" / "config.toml"
+    codex.parent.mkdir()
+    codex.write_text(toml)
+    code, doc = invoke_json("-y", env=world.env)
+    assert code == 0
+    assert codex.read_text() == toml
+    expected = [{"path": str(world.home / ".claude.json"), "entry": "mcpServers.memtomem"}]
+    if reported:
+        expected.append({"path": str(codex), "entry": "mcp_servers.memtomem"})
+    assert doc["integrations"] == expected
+
+
 def test_dry_run_creates_no_runtime_dir(tmp_path: Path) -> None:
     world = full_world(tmp_path, runtime_files=False)
     world.runtime.rmdir()

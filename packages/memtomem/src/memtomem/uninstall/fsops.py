@@ -7,7 +7,6 @@ an exact operation; the shipped object does nothing extra.
 from __future__ import annotations
 
 import os
-import random
 import time
 from collections.abc import Callable, Iterator
 from types import TracebackType
@@ -63,6 +62,8 @@ class FsOps:
         except OSError as exc:
             if not system.is_transient(exc):
                 raise
+        import random  # here, not at the top: only a retry needs it, and `mm` starts faster
+
         deadline = time.monotonic() + self.retry_seconds
         delay = 0.01
         while True:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +57,11 @@ def find(fs: FsOps, home: Path, cwd: Path, env: Mapping[str, str]) -> tuple[Inte
 def _load(fs: FsOps, path: Path, *, toml: bool) -> Any:
     try:
         raw = fs.read_bytes(path, limit=16 << 20)
-        return tomllib.loads(raw.decode("utf-8")) if toml else json.loads(raw)
+        if not toml:
+            return json.loads(raw)
+        import tomllib  # here: only a Codex config needs it, and `mm` starts faster
+
+        return tomllib.loads(raw.decode("utf-8"))
     except (OSError, ValueError):
         return None
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -43,7 +42,11 @@ def _tempdir(fs: FsOps, env: Mapping[str, str]) -> str:
         value = env.get(name)
         if value and _is_dir(fs, Path(value)):
             return value
-    return tempfile.gettempdir() if sys.platform == "win32" else "/tmp"
+    if sys.platform != "win32":
+        return "/tmp"
+    import tempfile  # here: only Windows asks it, and `mm` starts faster
+
+    return tempfile.gettempdir()
 
 
 def _is_dir(fs: FsOps, path: Path) -> bool:
