@@ -274,6 +274,8 @@ def mm_env(copy: Path) -> dict[str, str]:
 # --- the side-by-side rounds ----------------------------------------------------------
 
 COMMANDS = ("mm uninstall -y", "mm uninstall --dry-run", "rm -rf")
+FLOORS = ("floor: 2 processes", "floor: 2 processes+click")  # benchmarks/floor.py
+FLOOR_SCRIPT = Path(__file__).with_name("floor.py")
 
 
 @dataclass
@@ -296,33 +298,47 @@ class SizeResult:
         return statistics.median(s.wall / rm.wall for s, rm in pairs)
 
 
-def run_rounds(mm: str, src: Path, work: Path, rounds: int, result: SizeResult) -> None:
+def run_rounds(
+    mm: str, src: Path, work: Path, rounds: int, result: SizeResult, *, floors: bool = False
+) -> None:
+    """Each round: a fresh copy per deleting command, then every command once, in an order
+    rotated every round; the dry run reads the source, which nothing changes."""
+    names = COMMANDS + (FLOORS if floors else ())
+    python = str(Path(mm).parent / "python")
     for r in range(rounds):
-        a, b = work / f"r{r}-mm", work / f"r{r}-rm"
-        result.copy_s.append(copy_state(src, a))
-        result.copy_s.append(copy_state(src, b))
-        order = COMMANDS[r % 3 :] + COMMANDS[: r % 3]
+        order = names[r % len(names) :] + names[: r % len(names)]
+        copies = {name: work / f"r{r}-{_slug(name)}" for name in names if "dry-run" not in name}
+        for copy in copies.values():
+            result.copy_s.append(copy_state(src, copy))
         for name in order:
+            target = copies.get(name, src)
+            state = str(target / "home" / ".memtomem")
             if name == "rm -rf":
-                target, cmd = b, ["rm", "-rf", str(b / "home" / ".memtomem")]
+                cmd = ["rm", "-rf", state]
             elif name == "mm uninstall -y":
-                target, cmd = a, [mm, "uninstall", "-y"]
+                cmd = [mm, "uninstall", "-y"]
+            elif name == "mm uninstall --dry-run":
+                cmd = [mm, "uninstall", "--dry-run"]
             else:
-                target, cmd = src, [mm, "uninstall", "--dry-run"]
-            log = work / f"r{r}-{name.replace(' ', '_').replace('-', '')}.log"
+                cmd = [python, str(FLOOR_SCRIPT), state, *(["--click"] if "click" in name else [])]
+            log = work / f"r{r}-{_slug(name)}.log"
             load = os.getloadavg()[0]
             sample = measure_command(cmd, mm_env(target), target, log)
             sample.load = load
             _check(name, sample, target, log)
             result.samples.setdefault(name, []).append(sample)
             print(
-                f"  n={result.files} round {r + 1}/{rounds} {name:24s} "
+                f"  n={result.files} round {r + 1}/{rounds} {name:26s} "
                 f"{sample.wall:8.3f} s  {sample.rss_mb:6.1f} MB  load {load:.1f}",
                 flush=True,
             )
             settle()  # the deferred work of one command stays out of the next one's time
-        discard(a)
-        discard(b)
+        for copy in copies.values():
+            discard(copy)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name).strip("_")
 
 
 def _check(name: str, sample: Sample, target: Path, log: Path) -> None:
@@ -600,6 +616,27 @@ def import_offenders(python: str, env: dict[str, str], top: int = 8) -> list[tup
     return [total, *sorted(rows, key=lambda r: -r[1])[:top]]
 
 
+# --- the mm under test -----------------------------------------------------------------
+
+
+def install(venv: Path) -> str:
+    """This checkout's memtomem in a fresh venv of this Python, installed the way a user's
+    is: not editable (no import hook on every start), bytecode compiled at install time
+    (the dev environment may set PYTHONDONTWRITEBYTECODE, which would make every timed
+    start compile the sources). Returns its `mm`."""
+    package = Path(__file__).resolve().parent.parent / "packages" / "memtomem"
+    if venv.exists():
+        shutil.rmtree(venv)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--compile"]
+    subprocess.run([*pip, str(package)], check=True)
+    compiled = list((venv / "lib").glob("python3*/site-packages/memtomem/**/*.pyc"))
+    if not compiled:
+        raise SystemExit(f"pip compiled no bytecode for memtomem in {venv}")
+    print(f"installed {package} into {venv} ({len(compiled)} .pyc files)", flush=True)
+    return str(venv / "bin" / "mm")
+
+
 # --- machine, disk, report ------------------------------------------------------------
 
 
@@ -648,17 +685,19 @@ def check_disk(workdir: Path, largest: int, db_mb: int) -> None:
 
 def report(results: list[SizeResult], startup: dict[str, Any]) -> str:
     lines = [
-        f"{'files':>9}  {'command':24s} {'wall s':>8} {'x rm -rf':>8} {'paired':>7} "
+        f"{'files':>9}  {'command':26s} {'wall s':>8} {'x rm -rf':>8} {'paired':>7} "
         f"{'peak RSS MB':>11} {'user s':>7} {'sys s':>7}  rounds: wall s (load)"
     ]
     for res in results:
         if not res.samples:
             continue
         rm = res.median("rm -rf")
-        for name in ("rm -rf", "mm uninstall -y", "mm uninstall --dry-run"):
+        for name in ("rm -rf", *COMMANDS[:2], *FLOORS):
+            if name not in res.samples:
+                continue
             walls = " ".join(f"{s.wall:.3f}({s.load:.1f})" for s in res.samples[name])
             lines.append(
-                f"{res.files:>9}  {name:24s} {res.median(name):8.3f} {res.median(name) / rm:7.2f}x "
+                f"{res.files:>9}  {name:26s} {res.median(name):8.3f} {res.median(name) / rm:7.2f}x "
                 f"{res.paired(name):6.2f}x {max(s.rss_mb for s in res.samples[name]):11.1f} "
                 f"{res.median(name, 'user'):7.2f} {res.median(name, 'sys'):7.2f}  {walls}"
             )
@@ -705,6 +744,12 @@ def verdicts(results: list[SizeResult], startup: dict[str, Any]) -> list[str]:
             f"<= {RATIO_TARGET}x), peak RSS {rss:.1f} MB "
             f"({'ok' if rss <= RSS_TARGET_MB else 'OVER'} <= {RSS_TARGET_MB:.0f} MB)"
         )
+        for name in FLOORS:
+            if name in res.samples:
+                out.append(
+                    f"{res.files}: {name} (no inventory, no safety, an oracle's balance): "
+                    f"paired ratio {res.paired(name):.2f}x"
+                )
         if res.txn:
             worst = max(res.txn[k] for k in ("stage", "rollback", "stage_again", "commit_write"))
             ok = "ok" if worst < TXN_TARGET else "OVER"
@@ -746,7 +791,13 @@ def main() -> None:
     p.add_argument("--rounds", default="3", help="one count, or one per size (e.g. 5,3,1)")
     p.add_argument("--workdir", type=Path, default=Path("/var/tmp/mm-bench"))
     p.add_argument("--json-out", type=Path)
-    p.add_argument("--mm", default=str(Path(sys.executable).parent / "mm"))
+    p.add_argument(
+        "--mm",
+        default="install",
+        help="the mm to time; default: install this checkout into WORKDIR/venv, as users get "
+        "it (a regular install, bytecode compiled by pip; not the editable dev install)",
+    )
+    p.add_argument("--floor-sizes", default="10000", help="sizes that also time floor.py")
     p.add_argument("--txn-sizes", default=None, help="default: every size")
     p.add_argument("--worker-sizes", default="100000,1000000")
     p.add_argument("--worker-rounds", default="3", help="one count, or one per worker size")
@@ -792,6 +843,8 @@ def run(
     worker_rounds: dict[int, int],
 ) -> None:
     check_disk(args.workdir, max(sizes), args.db_mb)
+    if args.mm == "install":
+        args.mm = install(args.workdir / "venv")
     info = machine(args.workdir)
     print("machine:", json.dumps(info), flush=True)
     doc: dict[str, Any] = {"machine": info, "args": {k: str(v) for k, v in vars(args).items()}}
@@ -820,7 +873,7 @@ def run(
         )
         res = SizeResult(built.files, built.dirs, built.bytes, built.seconds)
         results.append(res)
-        run_rounds(args.mm, src, work, count, res)
+        run_rounds(args.mm, src, work, count, res, floors=n in _ints(args.floor_sizes))
         if n in txn_sizes:
             copy_state(src, work / "txn")
             res.txn = time_transaction(work / "txn")
