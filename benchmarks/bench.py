@@ -274,7 +274,11 @@ def mm_env(copy: Path) -> dict[str, str]:
 # --- the side-by-side rounds ----------------------------------------------------------
 
 COMMANDS = ("mm uninstall -y", "mm uninstall --dry-run", "rm -rf")
-FLOORS = ("floor: 2 processes", "floor: 2 processes+click")  # benchmarks/floor.py
+FLOORS = (  # benchmarks/floor.py, with no option, --click, and --click --stat
+    "floor: 2 processes",
+    "floor: 2 processes+click",
+    "floor: +click+stat",
+)
 FLOOR_SCRIPT = Path(__file__).with_name("floor.py")
 
 
@@ -320,7 +324,8 @@ def run_rounds(
             elif name == "mm uninstall --dry-run":
                 cmd = [mm, "uninstall", "--dry-run"]
             else:
-                cmd = [python, str(FLOOR_SCRIPT), state, *(["--click"] if "click" in name else [])]
+                flags = [f"--{word}" for word in ("click", "stat") if word in name]
+                cmd = [python, str(FLOOR_SCRIPT), state, *flags]
             log = work / f"r{r}-{_slug(name)}.log"
             load = os.getloadavg()[0]
             sample = measure_command(cmd, mm_env(target), target, log)
@@ -747,7 +752,7 @@ def verdicts(results: list[SizeResult], startup: dict[str, Any]) -> list[str]:
         for name in FLOORS:
             if name in res.samples:
                 out.append(
-                    f"{res.files}: {name} (no inventory, no safety, an oracle's balance): "
+                    f"{res.files}: {name} (no probes, journal or report; an oracle's balance): "
                     f"paired ratio {res.paired(name):.2f}x"
                 )
         if res.txn:

@@ -1,12 +1,15 @@
 """The least any Python `mm uninstall` could take: delete a tree and nothing else.
 
-    python floor.py DIR [--click]
+    python floor.py DIR [--click] [--stat]
 
 Walks DIR once (os.scandir, never following links), splits its directories between this
 process and one forked child so both unlink the same number of files (an oracle's
 balance, whole directories each, as no real run can know it in advance), unlinks
 directory-fd-relative, then removes the directories. No inventory, no liveness probes,
-no journal, no report. With --click it first imports click, as the `mm` CLI must.
+no journal, no report. With --click it first imports click, as the `mm` CLI must; with
+--stat each process also lstats its files once before unlinking them and sums their sizes,
+the least the inventory of issue #5 (counts and bytes per group, each entry stat-ed once)
+can cost.
 
 bench.py times it beside `rm -rf` and `mm uninstall -y`: whatever this takes is out of
 reach for any implementation in Python (with Click), so it tells a fixed cost from ours.
@@ -41,7 +44,18 @@ def halves(dirs: list[tuple[str, list[str]]]) -> tuple[list[int], list[int]]:
     return sides
 
 
-def unlink_all(dirs: list[tuple[str, list[str]]], indexes: list[int]) -> None:
+def unlink_all(dirs: list[tuple[str, list[str]]], indexes: list[int], *, stat: bool) -> int:
+    """Unlink the files of these directories; with `stat`, lstat them all first. Returns
+    their total size (0 without `stat`)."""
+    size = 0
+    for index in indexes if stat else ():
+        path, names = dirs[index]
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            for name in names:
+                size += os.lstat(name, dir_fd=fd).st_size
+        finally:
+            os.close(fd)
     for index in indexes:
         path, names = dirs[index]
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
@@ -50,22 +64,24 @@ def unlink_all(dirs: list[tuple[str, list[str]]], indexes: list[int]) -> None:
                 os.unlink(name, dir_fd=fd)
         finally:
             os.close(fd)
+    return size
 
 
 def main() -> None:
     root = sys.argv[1]
     if "--click" in sys.argv[2:]:
         import click  # noqa: F401  (its import is the cost being measured)
+    stat = "--stat" in sys.argv[2:]
     dirs: list[tuple[str, list[str]]] = []
     walk(root, dirs)
     mine, theirs = halves(dirs)
     child = os.fork()
     if child == 0:
         try:
-            unlink_all(dirs, theirs)
+            unlink_all(dirs, theirs, stat=stat)
         finally:
             os._exit(0)
-    unlink_all(dirs, mine)
+    unlink_all(dirs, mine, stat=stat)
     os.waitpid(child, 0)
     for path, _names in dirs:
         os.rmdir(path)
