@@ -59,9 +59,10 @@ def build(root: Path, outside: Path) -> list[str]:
     (root / "uploads").mkdir()
     (root / "uploads" / "u.bin").write_bytes(b"u" * 100)
     (root / "memtomem.db").write_bytes(b"SQLite format 3\x00" + b"\x00" * 100)
+    os.symlink(outside / "target.md", root / "memtomem.db-wal")  # a root that is a link
     outside.mkdir()
     (outside / "target.md").write_bytes(b"outside: must stay")
-    return [str(root / n) for n in ("memories", "uploads", "memtomem.db")]
+    return [str(root / n) for n in ("memories", "uploads", "memtomem.db", "memtomem.db-wal")]
 
 
 def non_dirs(tree: dict[str, Node]) -> set[str]:
@@ -93,10 +94,10 @@ def test_the_two_shares_are_disjoint_and_cover_every_file(tmp_path: Path) -> Non
         removed.append(gone)
     everything = non_dirs(snapshot(tmp_path / "copy1")) | removed[1]
     assert removed[0].isdisjoint(removed[1])
-    # everything but a root that is a single file (left to the sequential pass) and what
-    # is outside the roots (reached only through links, never followed)
-    assert removed[0] | removed[1] == everything - {"root/memtomem.db", "outside/target.md"}
+    # everything but what is outside the roots (reached only through links, never followed)
+    assert removed[0] | removed[1] == everything - {"outside/target.md"}
     assert removed[0] and removed[1]
+    assert {"root/memtomem.db", "root/memtomem.db-wal"} <= removed[1], "root files: the helper's"
     in_inbox = [sum(1 for p in r if p.startswith("root/memories/inbox/")) for r in removed]
     inbox_size = os.lstat(tmp_path / "copy1" / "root" / "memories" / "inbox").st_size
     if inbox_size >= shares.LARGE_DIR_BYTES:  # split name by name between both sides
@@ -114,7 +115,7 @@ def test_delete_shares_removes_every_file_and_no_directory(tmp_path: Path) -> No
     expected = {
         path: node
         for path, node in before.items()
-        if node[0] == "dir" or not path.startswith("root/") or path in ("root/memtomem.db",)
+        if node[0] == "dir" or not path.startswith("root/")
     }
     assert after == expected, "\n".join(diff(expected, after)[:20])
     assert removal.files == len(before) - len(expected)
@@ -123,7 +124,7 @@ def test_delete_shares_removes_every_file_and_no_directory(tmp_path: Path) -> No
     rest = Removal()
     for root in roots:
         remove_tree(FsOps(), root, removal=rest)
-    assert rest.errors == [] and rest.files == 1  # the DB file root
+    assert rest.errors == [] and rest.files == 0  # only directories were left
     assert snapshot(tmp_path) == {
         k: v for k, v in before.items() if k in (".", "root") or k.startswith("outside")
     }
@@ -131,7 +132,7 @@ def test_delete_shares_removes_every_file_and_no_directory(tmp_path: Path) -> No
 
 def test_progress_counts_both_processes(tmp_path: Path) -> None:
     roots = build(tmp_path / "root", tmp_path / "outside")
-    files = len(non_dirs(snapshot(tmp_path / "root"))) - 1  # the DB file root is not shared
+    files = len(non_dirs(snapshot(tmp_path / "root")))  # the roots that are files included
     calls: list[tuple[int, int]] = []
     removal = Removal()
     shares.delete_shares(
@@ -140,7 +141,8 @@ def test_progress_counts_both_processes(tmp_path: Path) -> None:
     assert removal.files == files
     assert calls and all(a <= b for (a, _x), (b, _y) in itertools.pairwise(calls))
     assert calls[-1][0] == files, calls[-5:]
-    expected_bytes = sum(i % 50 for i in range(FLAT)) + 40 * sum(range(50)) + 3 + 100
+    db = len(b"SQLite format 3\x00") + 100
+    expected_bytes = sum(i % 50 for i in range(FLAT)) + 40 * sum(range(50)) + 3 + 100 + db
     assert removal.bytes == calls[-1][1] == expected_bytes
 
 

@@ -9,12 +9,13 @@ Deleting, best effort:
 Once a run is COMMITTED, everything in its staging dirs goes. On a machine with two cores a
 forked child unlinks its share of the files while this process unlinks the other share:
 small directories go whole to one side (by a hash of their path), a large flat directory is
-split by a hash of each name. Neither removes a directory. Afterwards the ordinary
-sequential pass (tree.remove_tree) removes what is left, the directories and anything a
-share missed, and is the only one that reports errors. So the helper may fail at anything
-or be killed without changing the outcome (on Linux it dies with its parent): it only unlinks
-non-directories below the roots it is given, directory-fd-relative, never following a link
-and never entering another filesystem.
+split by a hash of each name, and the roots that are single files (the database) go to the
+helper. Neither removes a directory. Afterwards the ordinary sequential pass
+(tree.remove_tree) removes what is left, the directories and anything a share missed, and
+is the only one that reports errors. So the helper may fail at anything or be killed without
+changing the outcome (on Linux it dies with its parent): it only unlinks non-directories
+among and below the roots it is given, below a root directory-fd-relative, never following
+a link and never entering another filesystem.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ LARGE_DIR_BYTES = 256 * 1024  # an ext4 directory this large holds some 8,000 en
 _PR_SET_PDEATHSIG = 1
 _DIR_FLAGS = os.O_RDONLY | system.O_DIRECTORY | system.O_NOFOLLOW
 _REPORT = struct.Struct("=qq")  # files and bytes removed so far, sent by the helper
+_ROOT_FILES_SIDE = 1  # the helper: its unlink of the database overlaps this process's share
 
 
 def worth_it(fs: FsOps, files: int) -> bool:
@@ -320,21 +322,37 @@ def _unlink_share(
     report: Progress,
     sizes: bool,
 ) -> None:
-    """Walk every root; unlink the non-directories that are `me`'s share."""
+    """Unlink the non-directories that are `me`'s share: the helper first takes the roots
+    that are single files (the database among them, often the dearest unlink of all), then
+    both walk every root that is a directory."""
 
     def visit(fd: int, rel: str, subdirs: list[str]) -> bool:
         _clear(fd, rel, me, subdirs, out, stop, report, sizes)
         return not out.stopped
 
+    trees = []
     for root in roots:
         try:
             st = os.lstat(root)
         except OSError:
             continue
-        if not stat.S_ISDIR(st.st_mode):
-            continue  # a single file: left to the sequential pass
-        if not _walk(root, st.st_dev, visit):
+        if stat.S_ISDIR(st.st_mode):
+            trees.append((root, st.st_dev))
+        elif me == _ROOT_FILES_SIDE:
+            _unlink_root(root, st, out, sizes)
+    for root, device in trees:
+        if not _walk(root, device, visit):
             return
+
+
+def _unlink_root(root: str, st: os.stat_result, out: Removal, sizes: bool) -> None:
+    """Unlink a root that is not a directory (a link itself, never its target)."""
+    try:
+        os.unlink(root)
+    except OSError:
+        return  # the sequential pass retries and reports it
+    out.files += 1
+    out.bytes += st.st_size if sizes and stat.S_ISREG(st.st_mode) else 0
 
 
 Visit = Callable[[int, str, list[str]], bool]
