@@ -333,6 +333,27 @@ def _roots(paths: list[str]) -> list[tuple[str, os.stat_result]]:
 
 
 @splits
+@pytest.mark.parametrize("fails", ["pipe", "fork"])
+def test_when_no_helper_can_be_made_one_process_does_it_all(
+    tmp_path: Path, mocker: MockerFixture, fails: str
+) -> None:
+    """No pipe or no fork (out of descriptors or processes: simulated, as root ignores
+    RLIMIT_NPROC): the measure is exact in one process, the delete leaves everything to the
+    sequential pass, and no descriptor is left open."""
+    paths = build(tmp_path / "root", tmp_path / "outside")
+    roots = _roots(paths)
+    before = snapshot(tmp_path)
+    fds = sorted(os.listdir("/proc/self/fd"))
+    mocker.patch.object(os, fails, side_effect=OSError(24, "Too many open files"))
+    assert shares.measure_roots(FsOps(), roots) == [measure(FsOps(), p, st) for p, st in roots]
+    removal = Removal()
+    shares.delete_shares(paths, removal, stop=lambda: False, progress=None)
+    assert (removal.files, removal.bytes, removal.errors) == (0, 0, [])
+    assert snapshot(tmp_path) == before
+    assert sorted(os.listdir("/proc/self/fd")) == fds
+
+
+@splits
 def test_measuring_in_two_processes_equals_measuring_in_one(
     tmp_path: Path, mocker: MockerFixture
 ) -> None:

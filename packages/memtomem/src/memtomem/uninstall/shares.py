@@ -60,17 +60,11 @@ def measure_roots(fs: FsOps, roots: list[tuple[str, os.stat_result]]) -> list[Tr
     Exactly what tree.measure returns: on any trouble with the helper, measured again here."""
     if not can_split(fs) or not any(stat.S_ISDIR(st.st_mode) for _path, st in roots):
         return [measure(fs, path, st) for path, st in roots]
-    try:
-        read_end, write_end = os.pipe()
-    except OSError:
-        return [measure(fs, path, st) for path, st in roots]
     parent = os.getpid()
-    try:
-        pid = os.fork()
-    except OSError:
-        os.close(read_end)
-        os.close(write_end)
+    forked = _fork_with_pipe()
+    if forked is None:
         return [measure(fs, path, st) for path, st in roots]
+    pid, read_end, write_end = forked
     if pid == 0:
         _measuring_helper(roots, read_end, write_end, parent)
     os.close(write_end)
@@ -169,17 +163,11 @@ def delete_shares(
 ) -> None:
     """Unlink the files below `roots` in two processes; add what both removed to `removal`.
     Sets removal.stopped when `stop` asked for it (the helper is then killed)."""
-    try:
-        read_end, write_end = os.pipe()
-    except OSError:
-        return
     parent = os.getpid()
-    try:
-        pid = os.fork()
-    except OSError:
-        os.close(read_end)
-        os.close(write_end)
+    forked = _fork_with_pipe()
+    if forked is None:
         return
+    pid, read_end, write_end = forked
     if pid == 0:  # the helper: never returns
         _helper(roots, read_end, write_end, sizes=progress is not None, parent=parent)
     os.close(write_end)
@@ -209,6 +197,22 @@ def delete_shares(
     removal.files += mine.files + helper[0]
     removal.bytes += mine.bytes + helper[1]
     removal.stopped = mine.stopped
+
+
+def _fork_with_pipe() -> tuple[int, int, int] | None:
+    """A pipe, then a fork: (pid, read end, write end), pid 0 in the child. None, with
+    nothing left open, when either cannot be made (the caller then works alone)."""
+    try:
+        read_end, write_end = os.pipe()
+    except OSError:
+        return None
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        return None
+    return pid, read_end, write_end
 
 
 def _stop_helper(pid: int, read_end: int, helper: list[int]) -> None:
