@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import shlex
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,27 @@ def test_the_run_lock_that_cannot_be_taken_refuses(
         )
         assert doc["error"] == {"path": str(world.home), "hint": None}
         assert doc["recovery"] is None
+
+
+@pytest.mark.parametrize("kind", ["missing", "a file"])
+def test_a_home_that_is_not_a_directory_refuses_saying_so(tmp_path: Path, kind: str) -> None:
+    """HOME naming nothing (or a file): no lock can be taken there; the runtime dir's stale
+    files are left as they are and the message says what to fix, not to chmod."""
+    world = full_world(tmp_path)
+    shutil.rmtree(world.home)
+    if kind == "a file":
+        world.home.write_text("not a directory")
+    before = world.tree()
+    for args in ((), ("--force",), ("--dry-run",)):
+        code, doc = invoke_json("-y", *args, env=world.env)
+        assert (code, doc["outcome"], doc["exit_code"]) == (2, "refused", 2), doc
+        assert doc["message"] == (
+            f"the home directory {world.home} does not exist; set HOME to the home directory "
+            "memtomem ran under, then run mm uninstall again."
+        )
+        assert doc["error"] == {"path": str(world.home), "hint": None}
+        after = world.tree()
+        assert after == before, "\n".join(diff(before, after))
 
 
 def test_a_filesystem_without_flock_does_not_block_the_run(tmp_path: Path) -> None:

@@ -98,6 +98,12 @@ _NO_FLOCK = frozenset(
 
 
 def _unlockable(home: Path, exc: OSError) -> Refused:
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return Refused(
+            f"the home directory {show(home, None)} does not exist; set HOME to the home "
+            "directory memtomem ran under, then run mm uninstall again.",
+            path=str(home),
+        )
     return Refused(
         f"cannot take the one-run-at-a-time lock on {show(home, None)}: "
         f"{exc.strerror or exc}; make it readable (for example `chmod u+r {quote(home)}`), "

@@ -1,0 +1,238 @@
+"""What `mm uninstall` does once its options are parsed: recover, prepare, confirm, wipe,
+and the Outcome of each way that can end. Loaded only when the command runs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import ExitStack
+from dataclasses import replace
+
+import click
+
+from memtomem.cli.uninstall_cmd import _delete_inventory, _RollbackFailed, _UninstallPartialError
+from memtomem.uninstall import render, system
+from memtomem.uninstall.display import show
+from memtomem.uninstall.errors import ExitCode, NotConfirmed, Refused, UninstallError
+from memtomem.uninstall.fsops import FsOps
+from memtomem.uninstall.layout import Layout, build_layout
+from memtomem.uninstall.locks import Held, hold_run_lock, release_quietly
+from memtomem.uninstall.outcome import Outcome, Prepared, Status
+from memtomem.uninstall.probes import InUse
+from memtomem.uninstall.recovery import Recovery
+from memtomem.uninstall.service import (
+    Options,
+    lock_for_wipe,
+    prepare,
+    recover_interrupted,
+    recovery_failure,
+)
+from memtomem.uninstall.signals import deferred
+from memtomem.uninstall.tree import Progress, Removal
+
+PROGRESS_THRESHOLD_FILES = 20_000
+
+
+def run(fs: FsOps, options: Options, *, yes: bool, as_json: bool) -> Outcome:
+    system.raise_fd_limit()
+    env = dict(os.environ)
+    layout = build_layout(fs, env)
+    held = Held()
+    with ExitStack() as stack:
+        stack.callback(release_quietly, fs, held)
+        outcome = _run(fs, env, layout, held, options, stack, yes=yes, as_json=as_json)
+    final = outcome.layout or layout
+    leftover = [
+        f"could not remove {show(path, final.home)}, made for this run: {reason}"
+        for path, reason in held.problems
+    ]
+    return replace(outcome, warnings=(*final.warnings, *leftover))
+
+
+def _run(
+    fs: FsOps,
+    env: dict[str, str],
+    layout: Layout,
+    held: Held,
+    options: Options,
+    stack: ExitStack,
+    *,
+    yes: bool,
+    as_json: bool,
+) -> Outcome:
+    recovery: Recovery | None = None
+    try:
+        held.fds += hold_run_lock(fs, layout.home).fds
+        with deferred() as signals:
+            recovery = recover_interrupted(
+                fs, layout, dry_run=options.dry_run, stop=signals.stopping
+            )
+        stopped = recovery_failure(layout, recovery, signals.pending())
+        if stopped is not None:
+            return stopped
+        if recovery.runs and not options.dry_run:
+            layout = build_layout(fs, env)  # recovery may have put config.json back
+        prepared = prepare(fs, layout, options, recovery, env)
+        if prepared.blocking:
+            refusal = _refusal(InUse(prepared.blocking), layout, recovery, prepared)
+            return replace(refusal, dry_run=options.dry_run)
+        if options.dry_run or not prepared.has_work:
+            return _preview_only(prepared, dry_run=options.dry_run)
+        _confirm(prepared, yes=yes, as_json=as_json)
+    except OSError as exc:
+        return _refusal(_unreadable(exc, layout), layout, recovery)
+    except UninstallError as error:
+        return _refusal(error, layout, recovery)
+    except KeyboardInterrupt:
+        message = "Interrupted; nothing was changed."
+        return Outcome(Status.INTERRUPTED, 130, message, layout=layout, recovery=recovery)
+    return _wipe(fs, prepared, held, options, as_json, stack)
+
+
+def _unreadable(exc: OSError, layout: Layout) -> Refused:
+    """An I/O error before anything moved: refuse, naming the path."""
+    path = exc.filename if isinstance(exc.filename, str) else None
+    where = show(path, layout.home) if path else "the store"
+    return Refused(
+        f"could not examine {where}: {exc.strerror or exc}; nothing was changed. Fix the cause "
+        "and run mm uninstall again.",
+        path=path,
+    )
+
+
+def _wipe(
+    fs: FsOps, prepared: Prepared, held: Held, options: Options, as_json: bool, stack: ExitStack
+) -> Outcome:
+    layout = prepared.layout
+    with deferred() as signals:
+        try:
+            lock_for_wipe(fs, prepared, held, options)
+            removal = _delete_inventory(fs, prepared, signals, _progress(prepared, as_json, stack))
+        except _UninstallPartialError as error:
+            return _failed(prepared, error)
+        except OSError as exc:
+            return _refusal(_unreadable(exc, layout), layout, prepared.recovery, prepared)
+        except UninstallError as error:
+            return _refusal(error, layout, prepared.recovery, prepared)
+    return _removed(prepared, removal, signals.pending(), prepared.recovery)
+
+
+def _failed(prepared: Prepared, error: _UninstallPartialError) -> Outcome:
+    base = Outcome(
+        Status.ROLLED_BACK,
+        error.exit_code,
+        error.message,
+        prepared=prepared,
+        layout=prepared.layout,
+        recovery=prepared.recovery,
+        path=error.path,
+    )
+    if isinstance(error, _RollbackFailed):
+        return replace(
+            base,
+            status=Status.ROLLBACK_INCOMPLETE,
+            restore=tuple(error.commands),
+            unrestored=tuple((m.dst, m.src) for m in error.unrestored),
+        )
+    if error.signal:
+        return replace(base, status=Status.INTERRUPTED)
+    if error.exit_code == ExitCode.REFUSED:
+        return replace(base, status=Status.REFUSED)
+    return base
+
+
+def _preview_only(prepared: Prepared, *, dry_run: bool) -> Outcome:
+    status, message = (Status.DRY_RUN, "") if dry_run else (Status.NOTHING, "Nothing to remove.")
+    return Outcome(
+        status,
+        ExitCode.REMOVED,
+        message,
+        prepared=prepared,
+        layout=prepared.layout,
+        recovery=prepared.recovery,
+        dry_run=dry_run,
+    )
+
+
+def _removed(
+    prepared: Prepared, removal: Removal, signal: int | None, recovery: Recovery
+) -> Outcome:
+    base = Outcome(
+        Status.REMOVED,
+        ExitCode.REMOVED,
+        prepared=prepared,
+        layout=prepared.layout,
+        recovery=recovery,
+        removed_files=removal.files,
+        removed_bytes=None if removal.error_count else prepared.plan.bytes,
+        leftovers=tuple(removal.errors),
+        leftover_count=removal.error_count,
+    )
+    if removal.stopped and signal is not None:
+        message = (
+            f"interrupted by signal {signal} while deleting; run mm uninstall again to finish."
+        )
+        return replace(base, status=Status.INTERRUPTED, exit_code=128 + signal, message=message)
+    if removal.error_count:
+        message = (
+            f"Removed memtomem's state, but {removal.error_count} item(s) could not be deleted; "
+            "fix the cause below, then run mm uninstall again to finish."
+        )
+        return replace(base, status=Status.LEFTOVER, exit_code=ExitCode.LEFTOVER, message=message)
+    message = f"Removed {removal.files} files ({render.size(prepared.plan.bytes)})."
+    code = 128 + signal if signal is not None else ExitCode.REMOVED
+    return replace(base, exit_code=code, message=message)
+
+
+def _refusal(
+    error: UninstallError,
+    layout: Layout,
+    recovery: Recovery | None,
+    prepared: Prepared | None = None,
+) -> Outcome:
+    findings = error.findings if isinstance(error, InUse) else ()
+    status = Status.DECLINED if isinstance(error, NotConfirmed) else Status.REFUSED
+    return Outcome(
+        status,
+        error.exit_code,
+        error.message,
+        prepared=prepared,
+        layout=layout,
+        findings=findings,
+        recovery=recovery,
+        path=error.path,
+        hint=error.hint,
+    )
+
+
+def _confirm(prepared: Prepared, *, yes: bool, as_json: bool) -> None:
+    if not as_json:
+        warnings = [f"Warning: {w}" for w in prepared.warnings]
+        click.echo("\n".join([*warnings, *render.preview(prepared)]))
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise NotConfirmed(
+            "no terminal to confirm on; run again with -y to remove without "
+            "asking. Nothing was changed."
+        )
+    if not click.confirm("Remove it?", default=False, err=True):
+        raise NotConfirmed("Not confirmed. Nothing was changed.")
+
+
+def _progress(prepared: Prepared, as_json: bool, stack: ExitStack) -> Progress | None:
+    if as_json or prepared.plan.files < PROGRESS_THRESHOLD_FILES or not sys.stderr.isatty():
+        return None
+    bar = stack.enter_context(
+        click.progressbar(
+            length=prepared.plan.files, label="Deleting", file=sys.stderr, show_pos=True
+        )
+    )
+    done = [0]
+
+    def update(files: int, size: int) -> None:
+        bar.label = f"Deleting ({render.size(size)})"
+        bar.update(files - done[0])
+        done[0] = files
+
+    return update

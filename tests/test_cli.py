@@ -1,0 +1,89 @@
+"""The Click shell itself: help text, and that asking for help loads none of the machinery."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+UNINSTALL_HELP = """\
+Usage: mm uninstall [OPTIONS]
+
+  Remove memtomem's local state: database, memories, config, uploads and
+  runtime files.
+
+Options:
+  --keep-config  Keep config.json, config.d/ and backups.
+  --keep-data    Keep the database, memories/, agents/, skills/ and commands/.
+  --force        Proceed past heuristic in-use evidence (never past a held
+                 lock).
+  -y, --yes      Do not ask for confirmation.
+  --dry-run      Show what would happen; change nothing.
+  --json         Print one JSON document (see README).
+  -h, --help     Show this message and exit.
+"""
+
+# What `mm ... --help` may load of memtomem: the shell, its error types and the seam's type.
+SHELL_ONLY = [
+    "memtomem",
+    "memtomem.cli",
+    "memtomem.cli.uninstall_cmd",
+    "memtomem.uninstall",
+    "memtomem.uninstall.errors",
+    "memtomem.uninstall.fsops",
+    "memtomem.uninstall.system",
+]
+
+_REPORT_MODULES = """
+import atexit, sys
+path = sys.argv[1]
+def report():
+    with open(path, "w") as out:
+        out.write("\\n".join(sorted(m for m in sys.modules if m.split(".")[0] == "memtomem")))
+atexit.register(report)
+sys.argv = ["mm", *sys.argv[2:]]
+from memtomem.cli import main
+main()
+"""
+
+
+def run_mm(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """A real `mm` process; returns it and the memtomem modules it had loaded at exit."""
+    loaded = tmp_path / "modules.txt"
+    proc = subprocess.run(
+        [sys.executable, "-c", _REPORT_MODULES, str(loaded), *args],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return proc, loaded.read_text(encoding="utf-8").splitlines()
+
+
+@pytest.mark.parametrize("args", [["uninstall", "--help"], ["uninstall", "-h"]])
+def test_uninstall_help_is_exact_and_loads_only_the_shell(tmp_path: Path, args: list[str]) -> None:
+    proc, loaded = run_mm(tmp_path, *args)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, UNINSTALL_HELP, "")
+    assert loaded == SHELL_ONLY
+    assert not (tmp_path / "home").exists()
+
+
+def test_group_help_lists_uninstall_and_loads_only_the_shell(tmp_path: Path) -> None:
+    proc, loaded = run_mm(tmp_path, "--help")
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert proc.stdout.startswith("Usage: mm [OPTIONS] COMMAND [ARGS]...\n")
+    assert "  uninstall  Remove memtomem's local state: database, memories, config," in proc.stdout
+    assert loaded == SHELL_ONLY
+
+
+def test_running_the_command_loads_the_machinery(tmp_path: Path) -> None:
+    """The counterpart: a real run (here a dry run of an empty home) loads and uses it."""
+    (tmp_path / "home").mkdir()
+    proc, loaded = run_mm(tmp_path, "uninstall", "--dry-run")
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert proc.stdout.endswith("\nDry run: nothing was changed.\n")
+    assert {"memtomem.cli.uninstall_run", "memtomem.uninstall.transaction"} <= set(loaded)
+    assert [p.name for p in (tmp_path / "home").iterdir()] == []
