@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import guard
+from tests.support.children import Children
 
 guard.install()
 REPO = Path(__file__).resolve().parent.parent
@@ -46,6 +47,13 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
     monkeypatch.setenv("_MEMTOMEM_TEST_RUNTIME_DIR", str(tmp_path / "run" / "memtomem-test"))
     monkeypatch.chdir(tmp_path)
     yield
+
+
+@pytest.fixture
+def children() -> Iterator[Children]:
+    """Real child processes holding real locks; all killed when the test ends."""
+    with Children() as kids:
+        yield kids
 
 
 MmRunner = Callable[..., subprocess.CompletedProcess[str]]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno
 import shlex
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +23,6 @@ from tests.support.world import World, digest, full_world, real_db
 
 DENIED = "Permission denied (injected)"
 IO = "Input/output error (injected)"
-
-
-@pytest.fixture
-def children() -> Iterator[Children]:
-    with Children() as kids:
-        yield kids
 
 
 def _flocked(where: Callable[[World], Path], shared: bool = False) -> Callable[..., Path]:

@@ -8,7 +8,7 @@ a "refused" JSON document naming the holder's pid, and a message saying how to s
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,12 +23,6 @@ from tests.support.world import World, digest, full_world, real_db
 
 STOP = "Stop it (for example `kill {pid}`), then run mm uninstall again."
 NOT_OURS = " If you are sure it is not memtomem's, pass --force."
-
-
-@pytest.fixture
-def children() -> Iterator[Children]:
-    with Children() as kids:
-        yield kids
 
 
 def cmd60(child: Child) -> str:

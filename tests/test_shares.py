@@ -1,10 +1,11 @@
 """The two-process delete of a large committed run (memtomem.uninstall.shares), on real trees.
 
 The helper and this process each unlink a share of the files and never a directory; the
-sequential pass then removes the rest. These tests check the shares are disjoint and cover
-everything, that nothing outside the roots or behind a link is touched, that a stop kills
-the helper, and that a real `mm` SIGKILLed while its helper works leaves nothing the next
-run cannot finish.
+sequential pass then removes the rest. These tests check that a side takes exactly the
+directories it locks first (and its half of a split one), leaves those another process
+holds, that together they remove everything with exact counts, that nothing outside the
+roots or behind a link is touched, that a stop ends the helper, and that a real `mm`
+SIGKILLed while its helper works leaves nothing the next run cannot finish.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pytest_mock import MockerFixture
 from memtomem.uninstall import shares
 from memtomem.uninstall.fsops import FsOps
 from memtomem.uninstall.tree import Removal, TreeStats, measure, remove_tree
+from tests.support.children import Children
 from tests.support.cli import invoke, invoke_json
 from tests.support.snapshot import Node, diff, snapshot
 from tests.support.world import World, full_world
@@ -76,34 +78,66 @@ def no_unreaped_children() -> bool:
         return True
 
 
-def test_the_two_shares_are_disjoint_and_cover_every_file(tmp_path: Path) -> None:
-    removed = []
-    for me in (0, 1):
-        base = tmp_path / f"copy{me}"
-        roots = build(base / "root", base / "outside")
-        before = snapshot(base)
-        out = Removal()
-        shares._unlink_share(
-            roots, me, out, stop=lambda: False, report=lambda f, b: None, sizes=True
-        )
-        after = snapshot(base)
-        gone = set(before) - set(after)
-        assert not {p for p in gone if before[p][0] == "dir"}, "a share removed a directory"
-        assert after == {k: v for k, v in before.items() if k not in gone}, "it changed a kept one"
-        assert out.files == len(gone)
-        removed.append(gone)
-    everything = non_dirs(snapshot(tmp_path / "copy1")) | removed[1]
-    assert removed[0].isdisjoint(removed[1])
-    # everything but what is outside the roots (reached only through links, never followed)
-    assert removed[0] | removed[1] == everything - {"outside/target.md"}
-    assert removed[0] and removed[1]
-    assert {"root/memtomem.db", "root/memtomem.db-wal"} <= removed[1], "root files: the helper's"
-    in_inbox = [sum(1 for p in r if p.startswith("root/memories/inbox/")) for r in removed]
-    inbox_size = os.lstat(tmp_path / "copy1" / "root" / "memories" / "inbox").st_size
-    if inbox_size >= shares.LARGE_DIR_BYTES:  # split name by name between both sides
-        assert min(in_inbox) > FLAT // 4, in_inbox
-    else:  # a small directory goes whole to one side
-        assert sorted(in_inbox) == [0, FLAT]
+def taken_alone(
+    before: dict[str, Node], base: Path, me: int, held: tuple[str, ...] = ()
+) -> set[str]:
+    """What one side unlinks when it walks alone: every file below the roots, except the
+    files of directories another process holds, the other side's half of a split directory,
+    and (this process's side) the roots that are files, which are the helper's."""
+    inbox = "root/memories/inbox/"
+    split = os.lstat(base / inbox).st_size >= shares.LARGE_DIR_BYTES
+    root_files = {"root/memtomem.db", "root/memtomem.db-wal"}
+    return {
+        path
+        for path in non_dirs(before)
+        if path.startswith("root/")
+        and not (split and path.startswith(inbox) and shares._owner(path[len(inbox) :]) != me)
+        and not (me == 0 and path in root_files)
+        and os.path.dirname(path) not in held
+    }
+
+
+@pytest.mark.parametrize("me", [0, 1])
+def test_alone_a_side_takes_every_directory_and_its_half_of_a_split_one(
+    tmp_path: Path, me: int
+) -> None:
+    """The side that locks a directory first unlinks its files: alone, that is every one."""
+    roots = build(tmp_path / "root", tmp_path / "outside")
+    before = snapshot(tmp_path)
+    sizes = {p: os.lstat(tmp_path / p).st_size for p, n in before.items() if n[0] == "file"}
+    out = Removal()
+    shares._unlink_share(roots, me, out, stop=lambda: False, report=lambda f, b: None, sizes=True)
+    after = snapshot(tmp_path)
+    gone = set(before) - set(after)
+    assert gone == taken_alone(before, tmp_path, me)
+    assert after == {k: v for k, v in before.items() if k not in gone}, "it changed a kept one"
+    assert (out.files, out.bytes) == (len(gone), sum(sizes.get(p, 0) for p in gone))
+    assert "outside/target.md" in after  # reached only through links, never followed
+    if os.lstat(tmp_path / "root/memories/inbox").st_size >= shares.LARGE_DIR_BYTES:
+        in_inbox = sum(1 for p in gone if p.startswith("root/memories/inbox/"))
+        assert FLAT // 4 < in_inbox < FLAT * 3 // 4, in_inbox
+
+
+def test_a_directory_the_other_side_holds_is_left_to_it(tmp_path: Path, children: Children) -> None:
+    """Real processes hold real flocks on two directories, as the other side does on the
+    one it is clearing: this side leaves their files and takes everything else."""
+    roots = build(tmp_path / "root", tmp_path / "outside")
+    held = ("root/memories/projects/p03/2025-01", "root/uploads")
+    for rel in held:
+        children.flock_dir(tmp_path / rel)
+    before = snapshot(tmp_path)
+    out = Removal()
+    shares._unlink_share(roots, 0, out, stop=lambda: False, report=lambda f, b: None, sizes=False)
+    after = snapshot(tmp_path)
+    gone = set(before) - set(after)
+    assert gone == taken_alone(before, tmp_path, 0, held)
+    assert {"root/uploads/u.bin", "root/memories/projects/p03/2025-01/00.md"} <= set(after)
+    assert out.files == len(gone)
+    children.close()  # the holders let go: the next walk takes those directories too
+    again = Removal()
+    shares._unlink_share(roots, 0, again, stop=lambda: False, report=lambda f, b: None, sizes=False)
+    assert set(after) - set(snapshot(tmp_path)) == taken_alone(before, tmp_path, 0) - gone
+    assert again.files == len(taken_alone(before, tmp_path, 0) - gone)
 
 
 def test_delete_shares_removes_every_file_and_no_directory(tmp_path: Path) -> None:
@@ -152,6 +186,11 @@ def test_a_stop_ends_the_helper_and_counts_exactly_what_both_removed(
 ) -> None:
     """The helper is asked to stop, finishes its chunk and reports its exact count."""
     roots = build(tmp_path / "root", tmp_path / "outside")
+    wide = tmp_path / "root" / "memories" / "wide"  # split name by name: ~8 chunks a side,
+    wide.mkdir()  # so this side checks for a stop 6 times before its share is done
+    for i in range(16_000):
+        (wide / f"{i:05d}-{'w' * 40}.md").write_bytes(b"w")
+    assert os.lstat(wide).st_size >= shares.LARGE_DIR_BYTES
     before = snapshot(tmp_path)
     calls = [0]
 

@@ -29,6 +29,15 @@ FLOCK = (
     "sys.stdin.read()"
 )
 
+# argv[1]: a directory, locked (flock) through a read-only descriptor of its own.
+DIR_FLOCK = (
+    "import fcntl, os, sys; "
+    "fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY); "
+    "fcntl.flock(fd, fcntl.LOCK_EX); "
+    "print('ready', flush=True); "
+    "sys.stdin.read()"
+)
+
 # argv[1]: database; argv[2]: "wal" or "delete" journal mode; argv[3]: "write" or "idle".
 # One committed insert first, so a WAL holds real frames; then, for "write", an open
 # BEGIN IMMEDIATE with an uncommitted insert (the write lock stays held).
@@ -89,6 +98,9 @@ class Children:
 
     def flock(self, path: Path | str, *, shared: bool = False) -> Child:
         return self.start(FLOCK, str(path), "sh" if shared else "ex")
+
+    def flock_dir(self, path: Path) -> Child:
+        return self.start(DIR_FLOCK, str(path))
 
     def sqlite(self, db: Path, *, mode: str = "wal", write: bool = True) -> Child:
         return self.start(SQLITE, str(db), mode, "write" if write else "idle")

@@ -14,7 +14,6 @@ from memtomem.uninstall.errors import Refused
 from memtomem.uninstall.fsops import FsOps, stat_entry
 from memtomem.uninstall.groups import STAGING_PREFIX, Group, classify, is_database_name
 from memtomem.uninstall.layout import DEFAULT_DB_NAME, Layout
-from memtomem.uninstall.tree import measure
 
 
 class Role(Enum):
@@ -123,26 +122,29 @@ class _Found:
 def _measured_all(
     fs: FsOps, found: list[os.DirEntry[str]], anchor: Path, db_paths: tuple[Path, ...]
 ) -> list[_Found]:
-    """_measured for every entry of the state dir, the big trees measured in two processes."""
-    classified = [(entry, classify(entry.name, db_paths), stat_entry(fs, entry)) for entry in found]
-    ours = [(entry.path, st) for entry, group, st in classified if group is not None]
+    """Every entry of the state dir, classified; ours measured (the big trees in two
+    processes), the rest only stat-ed."""
+    return _measured_many(fs, [(entry, classify(entry.name, db_paths)) for entry in found], anchor)
+
+
+def _measured(fs: FsOps, entry: os.DirEntry[str], anchor: Path, group: Group) -> _Found:
+    return _measured_many(fs, [(entry, group)], anchor)[0]
+
+
+def _measured_many(
+    fs: FsOps, found: list[tuple[os.DirEntry[str], Group | None]], anchor: Path
+) -> list[_Found]:
+    stated = [(entry, group, stat_entry(fs, entry)) for entry, group in found]
+    ours = [(entry.path, st) for entry, group, st in stated if group is not None]
     totals = iter(shares.measure_roots(fs, ours))
     out = []
-    for entry, group, st in classified:
+    for entry, group, st in stated:
         files, size = (0, 0)
         if group is not None:
             t = next(totals)
             files, size = t.files, t.bytes
         out.append(_Found(Path(entry.path), anchor, group, st, files, size))
     return out
-
-
-def _measured(fs: FsOps, entry: os.DirEntry[str], anchor: Path, group: Group | None) -> _Found:
-    st = stat_entry(fs, entry)
-    if group is None:
-        return _Found(Path(entry.path), anchor, None, st, 0, 0)
-    totals = measure(fs, entry.path, st)
-    return _Found(Path(entry.path), anchor, group, st, totals.files, totals.bytes)
 
 
 def _as_entry(found: _Found, role: Role = Role.PLAIN) -> Entry:

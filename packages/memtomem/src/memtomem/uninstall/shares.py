@@ -8,9 +8,11 @@ Deleting, best effort:
 
 Once a run is COMMITTED, everything in its staging dirs goes. On a machine with two cores a
 forked child unlinks its share of the files while this process unlinks the other share:
-small directories go whole to one side (by a hash of their path), a large flat directory is
-split by a hash of each name, and the roots that are single files (the database) go to the
-helper. Neither removes a directory. Afterwards the ordinary sequential pass
+both walk the same directories in the same order and each small directory goes whole to
+the side that locks it first (a flock on its fd, dropped when the walk closes it), so the
+side that is ahead takes the next one; a large flat directory is split by a hash of each
+name, and the roots that are single files (the database) go to the helper. Neither
+removes a directory. Afterwards the ordinary sequential pass
 (tree.remove_tree) removes what is left, the directories and anything a share missed, and
 is the only one that reports errors. So the helper may fail at anything or be killed without
 changing the outcome (on Linux it dies with its parent): it only unlinks non-directories
@@ -422,7 +424,7 @@ def _clear(
     except OSError:
         return
     split = st.st_size >= LARGE_DIR_BYTES  # both share it, name by name
-    whole = _owner(rel) == me
+    whole = not split and _claim(fd, rel, me)
     if not split and not whole and st.st_nlink == 2:
         return  # the other side's leaf directory (ext4, xfs: 2 links = no subdirectories)
     batch: list[tuple[int, str]] = []
@@ -441,6 +443,16 @@ def _clear(
     except OSError:
         pass  # unreadable, or failed mid-read: the sequential pass reports it
     _unlink_batch(fd, batch, out, stop, report, sizes)
+
+
+def _claim(fd: int, rel: str, me: int) -> bool:
+    """Whether this side unlinks the files of a directory: the side that locks it first.
+    A directory seen again after the other side let go of it holds only what that side
+    could not unlink, so trying those again costs little. Without flock, a hash decides."""
+    try:
+        return system.try_flock(fd, exclusive=True)
+    except OSError:
+        return _owner(rel) == me
 
 
 def _unlink_batch(
