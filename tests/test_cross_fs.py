@@ -21,7 +21,7 @@ from memtomem.uninstall.layout import build_layout
 from memtomem.uninstall.plan import Move, build_plan
 from tests.support.cli import flag_args, invoke, invoke_json
 from tests.support.faults import MUTATIONS, Fault, ScriptedFs
-from tests.support.snapshot import diff
+from tests.support.snapshot import diff, snapshot
 from tests.support.world import World, full_world, write
 
 STAGING = ".uninstall-staging-"
@@ -183,3 +183,79 @@ def test_a_mount_deep_inside_memories_is_not_crossed_by_the_delete(
     assert result.output.startswith("Recovered: finished deleting")
     final = world.expected(before, False, False)
     assert world.tree() == final, "\n".join(diff(final, world.tree()))
+
+
+@pytest.fixture
+def bind(tmp_path: Path) -> Iterator[Callable[[Path, Path], None]]:
+    """Bind-mount a directory onto another: the same filesystem, so the same st_dev."""
+
+    def mount(source: Path, point: Path) -> None:
+        point.mkdir(exist_ok=True)
+        done = subprocess.run(
+            ["mount", "--bind", str(source), str(point)], capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            pytest.skip(f"cannot bind-mount here (needs root): {done.stderr.strip()}")
+
+    if os.geteuid() != 0:
+        pytest.skip("bind-mounting needs root")
+    try:
+        yield mount
+    finally:
+        for point in mounts_under(tmp_path):
+            subprocess.run(["umount", point], check=False)
+            if os.path.ismount(point):
+                subprocess.run(["umount", "-l", point], check=False)
+
+
+@pytest.mark.mount
+@pytest.mark.parametrize("extra", [0, 6_000], ids=["one-process", "shared-delete"])
+def test_a_bind_mount_inside_memories_is_not_deleted_through(
+    tmp_path: Path, bind: Callable[[Path, Path], None], extra: int
+) -> None:
+    """A bind mount of a directory elsewhere on the same filesystem has its parent's st_dev:
+    the delete must still stop at it (with 6,000 more files, the two-process delete too)."""
+    world = full_world(tmp_path)
+    for i in range(extra):
+        (world.state / "memories" / f"n{i:05d}.md").write_bytes(b"n")
+    elsewhere = tmp_path / "elsewhere"
+    write(elsewhere / "precious.md", "never delete me\n")
+    write(elsewhere / "deep" / "x.md", "nor me\n")
+    mnt = world.state / "memories" / "bound"
+    bind(elsewhere, mnt)
+    assert os.stat(mnt).st_dev == os.stat(world.state).st_dev
+    before_elsewhere = snapshot(elsewhere)
+    before = world.tree()
+    removed = [os.path.relpath(p, tmp_path) for p in world.removed(False, False)]
+    bound = os.path.relpath(mnt, tmp_path) + "/"
+    removed_files = sum(
+        1
+        for rel, node in before.items()
+        if node[0] != "dir"
+        and any(rel == r or rel.startswith(r + "/") for r in removed)
+        and not rel.startswith(bound)
+    )
+    code, doc = invoke_json("-y", env=world.env)
+    assert code == 5, doc["message"]
+    staging = world.state / f"{STAGING}{os.getpid()}"
+    moved = staging / "memories" / "bound"
+    assert doc["leftovers"][0] == {
+        "path": str(moved),
+        "reason": "is a mount point; unmount it first",
+    }
+    assert {item["path"] for item in doc["leftovers"]} == {
+        str(moved),
+        str(moved.parent),
+        str(staging),
+    }
+    assert doc["removed"]["files"] == removed_files
+    assert snapshot(elsewhere) == before_elsewhere
+    assert snapshot(moved) == before_elsewhere
+    assert sorted(p.name for p in moved.parent.iterdir()) == ["bound"]
+
+    subprocess.run(["umount", str(moved)], check=True)
+    result = invoke("-y", env=world.env)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Recovered: finished deleting")
+    assert not world.state.exists()
+    assert snapshot(elsewhere) == before_elsewhere

@@ -162,16 +162,19 @@ def delete_shares(
     *,
     stop: Callable[[], bool],
     progress: Progress | None,
+    mounts: frozenset[tuple[int, int]] = frozenset(),
 ) -> None:
     """Unlink the files below `roots` in two processes; add what both removed to `removal`.
-    Sets removal.stopped when `stop` asked for it (the helper is then killed)."""
+    Sets removal.stopped when `stop` asked for it (the helper is then killed). Directories
+    in `mounts` (mount points by device and inode) are not entered."""
     parent = os.getpid()
     forked = _fork_with_pipe()
     if forked is None:
         return
     pid, read_end, write_end = forked
+    sizes = progress is not None
     if pid == 0:  # the helper: never returns
-        _helper(roots, read_end, write_end, sizes=progress is not None, parent=parent)
+        _helper(roots, read_end, write_end, sizes=sizes, parent=parent, mounts=mounts)
     os.close(write_end)
     os.set_blocking(read_end, False)
     helper = [0, 0]
@@ -184,7 +187,7 @@ def delete_shares(
 
     finished = False
     try:
-        _unlink_share(roots, 0, mine, stop=stop, report=report, sizes=progress is not None)
+        _unlink_share(roots, 0, mine, stop=stop, report=report, sizes=sizes, mounts=mounts)
         while not mine.stopped and not finished:  # wait for the helper, still stoppable
             select.select([read_end], [], [], 0.05)
             finished = os.waitpid(pid, os.WNOHANG)[0] != 0
@@ -234,7 +237,15 @@ def _stop_helper(pid: int, read_end: int, helper: list[int]) -> None:
     _reap(pid)
 
 
-def _helper(roots: list[str], read_end: int, write_end: int, *, sizes: bool, parent: int) -> None:
+def _helper(
+    roots: list[str],
+    read_end: int,
+    write_end: int,
+    *,
+    sizes: bool,
+    parent: int,
+    mounts: frozenset[tuple[int, int]],
+) -> None:
     status = 1
     try:
         stopping = [False]
@@ -249,7 +260,8 @@ def _helper(roots: list[str], read_end: int, write_end: int, *, sizes: bool, par
             except OSError:
                 pass
 
-        _unlink_share(roots, 1, done, stop=lambda: stopping[0], report=report, sizes=sizes)
+        stopped = lambda: stopping[0]  # noqa: E731
+        _unlink_share(roots, 1, done, stop=stopped, report=report, sizes=sizes, mounts=mounts)
         report(done.files, done.bytes)
         status = 0
     finally:
@@ -327,6 +339,7 @@ def _unlink_share(
     stop: Callable[[], bool],
     report: Progress,
     sizes: bool,
+    mounts: frozenset[tuple[int, int]] = frozenset(),
 ) -> None:
     """Unlink the non-directories that are `me`'s share: the helper first takes the roots
     that are single files (the database among them, often the dearest unlink of all), then
@@ -347,7 +360,7 @@ def _unlink_share(
         elif me == _ROOT_FILES_SIDE:
             _unlink_root(root, st, out, sizes)
     for root, device in trees:
-        if not _walk(root, device, visit):
+        if not _walk(root, device, visit, mounts):
             return
 
 
@@ -364,13 +377,16 @@ def _unlink_root(root: str, st: os.stat_result, out: Removal, sizes: bool) -> No
 Visit = Callable[[int, str, list[str]], bool]
 
 
-def _walk(root: str, device: int, visit: Visit) -> bool:
+def _walk(
+    root: str, device: int, visit: Visit, mounts: frozenset[tuple[int, int]] = frozenset()
+) -> bool:
     """Call visit(fd, relative path, subdirs) for each directory of the tree at `root`, depth
-    first, directory-fd-relative, never through a link or into another filesystem; `visit`
-    adds the names of the subdirectories to enter. False when a visit asked to stop."""
+    first, directory-fd-relative, never through a link, into another filesystem or into a
+    mount point in `mounts`; `visit` adds the names of the subdirectories to enter. False
+    when a visit asked to stop."""
     stack: list[tuple[int, str, list[str]]] = []
     try:
-        if not _enter(stack, root, None, "", device, visit):
+        if not _enter(stack, root, None, "", (device, mounts), visit):
             return False
         while stack:
             parent, rel, subdirs = stack[-1]
@@ -378,7 +394,7 @@ def _walk(root: str, device: int, visit: Visit) -> bool:
                 os.close(stack.pop()[0])
                 continue
             name = subdirs.pop()
-            if not _enter(stack, name, parent, f"{rel}/{name}", device, visit):
+            if not _enter(stack, name, parent, f"{rel}/{name}", (device, mounts), visit):
                 return False
     finally:
         for fd, _rel, _subdirs in stack:
@@ -391,21 +407,24 @@ def _enter(
     name: str,
     parent: int | None,
     rel: str,
-    device: int,
+    where: tuple[int, frozenset[tuple[int, int]]],
     visit: Visit,
 ) -> bool:
-    """Open one directory, push it and visit it; one that cannot be opened or is on another
-    filesystem is skipped. False when the visit asked to stop."""
+    """Open one directory, push it and visit it; one that cannot be opened, is on another
+    filesystem than `where` names or is one of its mount points is skipped. False when the
+    visit asked to stop."""
     try:
         fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
     except OSError:
         return True
     stack.append((fd, rel, []))  # on the stack first: the walk's finally closes it
+    device, mounts = where
     try:
-        same = os.fstat(fd).st_dev == device
+        st = os.fstat(fd)
+        inside = st.st_dev == device and (st.st_dev, st.st_ino) not in mounts
     except OSError:
-        same = False
-    return visit(fd, rel, stack[-1][2]) if same else True
+        inside = False
+    return visit(fd, rel, stack[-1][2]) if inside else True
 
 
 def _clear(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import struct
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 IS_WINDOWS = sys.platform == "win32"
@@ -115,6 +117,35 @@ def flock_holder(st: os.stat_result) -> int | None:
             except ValueError:
                 return None
     return None
+
+
+_MOUNTINFO_ESCAPE = re.compile(rb"\\([0-7]{3})")
+
+
+def mount_points_below(directories: Iterable[str]) -> frozenset[tuple[int, int]]:
+    """(st_dev, st_ino) of each mount point at or below these directories (Linux; empty
+    elsewhere). A walk must not enter one: a bind mount of the same filesystem has its
+    parent's st_dev, so comparing devices alone would delete through it."""
+    try:
+        with open("/proc/self/mountinfo", "rb") as info:
+            lines = info.read().splitlines()
+    except OSError:
+        return frozenset()
+    bases = [os.path.realpath(d).rstrip("/") for d in directories]
+    found = set()
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 5:
+            continue
+        raw = _MOUNTINFO_ESCAPE.sub(lambda m: bytes([int(m.group(1), 8)]), fields[4])
+        point = os.fsdecode(raw)
+        if any(point == base or point.startswith(base + "/") for base in bases):
+            try:
+                st = os.lstat(point)
+            except OSError:
+                continue
+            found.add((st.st_dev, st.st_ino))
+    return frozenset(found)
 
 
 def process_alive(pid: int) -> bool:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from memtomem.uninstall import journal as journal_io
-from memtomem.uninstall import shares
+from memtomem.uninstall import shares, system
 from memtomem.uninstall.fsops import FsOps
 from memtomem.uninstall.groups import STAGING_PREFIX
 from memtomem.uninstall.journal import JOURNAL_NAME, TEMP_NAME, Journal, Staged, State
@@ -174,8 +174,10 @@ def finish(
     """Delete every staging dir of a committed run; keep the primary journal until done.
     `files`: how many the plan counted; a large delete is first shared by two processes."""
     removal = Removal()
+    mounts = system.mount_points_below(str(s) for _a, s in journal.stagings)
     if shares.worth_it(fs, files):
-        shares.delete_shares(_staged_roots(fs, journal), removal, stop=stop, progress=progress)
+        roots = _staged_roots(fs, journal)
+        shares.delete_shares(roots, removal, stop=stop, progress=progress, mounts=mounts)
         if removal.stopped:
             return removal
     others_gone = True
@@ -188,7 +190,7 @@ def finish(
             removal.fail(str(staging), exc.strerror or str(exc))
             others_gone = False
             continue
-        _purge(fs, staging, removal, stop, progress)
+        _purge(fs, staging, removal, stop, progress, mounts)
         if removal.stopped:
             return removal
         if is_primary and not others_gone:
@@ -223,7 +225,12 @@ def _staged(fs: FsOps, staging: Path) -> list[str]:
 
 
 def _purge(
-    fs: FsOps, staging: Path, removal: Removal, stop: Stop, progress: Progress | None
+    fs: FsOps,
+    staging: Path,
+    removal: Removal,
+    stop: Stop,
+    progress: Progress | None,
+    mounts: frozenset[tuple[int, int]],
 ) -> None:
     try:
         names = _staged(fs, staging)
@@ -231,7 +238,9 @@ def _purge(
         removal.fail(str(staging), exc.strerror or str(exc))
         return
     for name in names:
-        remove_tree(fs, str(staging / name), stop=stop, progress=progress, removal=removal)
+        remove_tree(
+            fs, str(staging / name), stop=stop, progress=progress, removal=removal, mounts=mounts
+        )
         if removal.stopped:
             return
 

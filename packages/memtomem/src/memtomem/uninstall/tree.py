@@ -125,8 +125,11 @@ def remove_tree(
     stop: Callable[[], bool] = lambda: False,
     progress: Progress | None = None,
     removal: Removal | None = None,
+    mounts: frozenset[tuple[int, int]] = frozenset(),
 ) -> Removal:
-    """Delete `path` and everything below it, directory-fd-relative, collecting errors."""
+    """Delete `path` and everything below it, directory-fd-relative, collecting errors.
+    Never enters another filesystem or a directory in `mounts` (mount points by device and
+    inode, bind mounts of the same filesystem included)."""
     out = removal if removal is not None else Removal()
     try:
         st = fs.lstat(path)
@@ -151,7 +154,7 @@ def remove_tree(
         return out
     stack = [_Frame(top, path, listing, "")]
     try:
-        _drain(fs, stack, st.st_dev, out, stop, progress)
+        _drain(fs, stack, st.st_dev, mounts, out, stop, progress)
     finally:
         for frame in stack:
             frame.entries.close()
@@ -174,6 +177,7 @@ def _drain(
     fs: FsOps,
     stack: list[_Frame],
     device: int,
+    mounts: frozenset[tuple[int, int]],
     out: Removal,
     stop: Callable[[], bool],
     progress: Progress | None,
@@ -189,7 +193,7 @@ def _drain(
                 out.fail(child, _reason(exc))
                 continue
             if stat.S_ISDIR(est.st_mode):
-                _descend(fs, stack, frame, name, child, est, device, out)
+                _descend(fs, stack, frame, name, child, est, device, mounts, out)
             else:  # replaced by a file since it was listed
                 _unlink(fs, name, frame.fd, child, est.st_size, out)
             continue
@@ -266,10 +270,14 @@ def _descend(
     path: str,
     st: os.stat_result,
     device: int,
+    mounts: frozenset[tuple[int, int]],
     out: Removal,
 ) -> None:
     if st.st_dev != device:
         out.fail(path, "is a mount point of another filesystem; unmount it first")
+        return
+    if (st.st_dev, st.st_ino) in mounts:
+        out.fail(path, "is a mount point; unmount it first")
         return
     try:
         fd = fs.open_dir(name, dir_fd=frame.fd)
