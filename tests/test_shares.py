@@ -364,6 +364,48 @@ def test_ctrl_c_while_the_helper_deletes_kills_it_and_the_next_run_finishes(
     next_run_finishes(world, before, proc.pid)
 
 
+@splits
+def test_ctrl_c_at_a_terminal_reaches_the_helper_too_and_the_count_stays_exact(
+    tmp_path: Path,
+) -> None:
+    """A terminal sends SIGINT to the whole process group, the helper included: it must
+    leave the stop to its run, which asks it to report, so the removed count is exact."""
+    for attempt in range(5):
+        world = big_world(tmp_path / f"try-{attempt}")
+        before = world.tree()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.launcher", "uninstall", "-y", "--json"],
+            env={**world.env, "PYTHONPATH": str(REPO), "MM_TEST_PLAIN": "1"},
+            cwd=world.home,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # its own process group, as a terminal's job
+        )
+        staging = world.state / f".uninstall-staging-{proc.pid}"
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            helpers = _children(proc.pid) if staging.exists() else []
+            if helpers and _detached(helpers[0]):
+                time.sleep(0.005)  # let both sides unlink a while
+                os.killpg(proc.pid, signal.SIGINT)
+                break
+            time.sleep(0.0005)
+        out, err = proc.communicate(timeout=60)
+        if proc.returncode == 0:
+            continue  # done before the signal: try again
+        assert proc.returncode == 130, err
+        doc = json.loads(out)
+        assert (doc["outcome"], doc["exit_code"]) == ("interrupted", 130), doc
+        left = [p for p, n in world.tree().items() if n[0] != "dir"]
+        gone = len(non_dirs(before)) - len([p for p in left if ".uninstall-journal" not in p])
+        assert 0 < gone < len(non_dirs(before))
+        assert doc["removed"] == {"files": gone, "bytes": None}
+        assert no_unreaped_children()
+        next_run_finishes(world, before, proc.pid)
+        return
+    raise AssertionError("every run finished before the signal")
+
+
 # --- measuring in two processes ------------------------------------------------------------
 
 

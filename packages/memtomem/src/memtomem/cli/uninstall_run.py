@@ -164,7 +164,7 @@ def _removed(
         layout=prepared.layout,
         recovery=recovery,
         removed_files=removal.files,
-        removed_bytes=None if removal.error_count else prepared.plan.bytes,
+        removed_bytes=None if removal.error_count or removal.stopped else prepared.plan.bytes,
         leftovers=tuple(removal.errors),
         leftover_count=removal.error_count,
     )

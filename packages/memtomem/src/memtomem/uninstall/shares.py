@@ -278,18 +278,19 @@ def _die_with(parent: int) -> None:
 
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
+        except (OSError, AttributeError, ImportError):
             pass
     if os.getppid() != parent:  # it died before that took effect
         os._exit(1)
 
 
 def _detach(read_end: int) -> None:
-    """In a helper: default signal handling (a Ctrl-C simply ends it), no stdio. It never
-    prints; and if its parent is killed, it must not keep the caller's pipes open (a caller
-    reading them would wait for the helper's end)."""
+    """In a helper: no stdio, and the signals a terminal sends its whole process group
+    ignored, since the run decides when to stop and asks for an exact count (a killed run
+    takes its helper along). It never prints; and if its parent is killed, it must not keep
+    the caller's pipes open (a caller reading them would wait for the helper's end)."""
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_DFL)
+        signal.signal(sig, signal.SIG_IGN)
     os.close(read_end)
     null = os.open(os.devnull, os.O_RDWR)
     for std in (0, 1, 2):
