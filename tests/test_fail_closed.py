@@ -7,6 +7,7 @@ injected through the seam, since root (these tests' user) opens any file.
 from __future__ import annotations
 
 import errno
+import os
 import shlex
 import shutil
 from collections.abc import Callable
@@ -149,8 +150,12 @@ def test_the_run_lock_that_cannot_be_taken_refuses(
         assert doc["recovery"] is None
 
 
-@pytest.mark.parametrize("kind", ["missing", "a file"])
-def test_a_home_that_is_not_a_directory_refuses_saying_so(tmp_path: Path, kind: str) -> None:
+@pytest.mark.parametrize(
+    ("kind", "problem"), [("missing", "does not exist"), ("a file", "is not a directory")]
+)
+def test_a_home_that_is_not_a_directory_refuses_saying_so(
+    tmp_path: Path, kind: str, problem: str
+) -> None:
     """HOME naming nothing (or a file): no lock can be taken there; the runtime dir's stale
     files are left as they are and the message says what to fix, not to chmod."""
     world = full_world(tmp_path)
@@ -162,7 +167,7 @@ def test_a_home_that_is_not_a_directory_refuses_saying_so(tmp_path: Path, kind: 
         code, doc = invoke_json("-y", *args, env=world.env)
         assert (code, doc["outcome"], doc["exit_code"]) == (2, "refused", 2), doc
         assert doc["message"] == (
-            f"the home directory {world.home} does not exist; set HOME to the home directory "
+            f"the home directory {world.home} {problem}; set HOME to the home directory "
             "memtomem ran under, then run mm uninstall again."
         )
         assert doc["error"] == {"path": str(world.home), "hint": None}
@@ -181,3 +186,19 @@ def test_a_filesystem_without_flock_does_not_block_the_run(tmp_path: Path) -> No
     after = world.tree()
     expected = world.expected(before, False, False)
     assert after == expected, "\n".join(diff(expected, after))
+
+
+def test_a_home_that_is_a_link_to_a_directory_is_locked_there_and_the_run_proceeds(
+    tmp_path: Path,
+) -> None:
+    """HOME -> a real directory: an ordinary setup. The state below it is removed; the link,
+    its target and everything else in it stay."""
+    world = full_world(tmp_path)
+    real = tmp_path / "real-home"
+    world.home.rename(real)
+    world.home.symlink_to(real)
+    code, doc = invoke_json("-y", env=world.env)
+    assert (code, doc["outcome"]) == (0, "removed"), doc
+    assert os.readlink(world.home) == str(real)
+    assert sorted(p.name for p in real.iterdir()) == [".claude.json"]
+    assert not (world.runtime / "server.pid").exists()

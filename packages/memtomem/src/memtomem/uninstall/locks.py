@@ -64,7 +64,7 @@ def hold_run_lock(fs: FsOps, home: Path) -> Held:
     if system.IS_WINDOWS:  # pragma: no cover - no flock there; nothing to coordinate with
         return held
     try:
-        fd = fs.open_dir(home)
+        fd = _open_home(fs, home)
     except OSError as exc:
         raise _unlockable(home, exc) from exc
     try:
@@ -97,11 +97,23 @@ _NO_FLOCK = frozenset(
 )
 
 
+def _open_home(fs: FsOps, home: Path) -> int:
+    """The home directory, for its lock; a HOME that is a link to one is locked there
+    (the walks never follow links, but a symlinked home is an ordinary setup)."""
+    try:
+        return fs.open_dir(home)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTDIR, errno.ELOOP) or not os.path.islink(home):
+            raise
+    return fs.open_dir(os.path.realpath(home))
+
+
 def _unlockable(home: Path, exc: OSError) -> Refused:
-    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+    problem = {errno.ENOENT: "does not exist", errno.ENOTDIR: "is not a directory"}
+    if exc.errno in problem:
         return Refused(
-            f"the home directory {show(home, None)} does not exist; set HOME to the home "
-            "directory memtomem ran under, then run mm uninstall again.",
+            f"the home directory {show(home, None)} {problem[exc.errno]}; set HOME to the "
+            "home directory memtomem ran under, then run mm uninstall again.",
             path=str(home),
         )
     return Refused(
