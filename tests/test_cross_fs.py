@@ -42,19 +42,18 @@ def mounts_under(root: Path) -> list[str]:
 
 
 @pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Mount]:
-    def mount(point: Path) -> None:
+def mounter(tmp_path: Path) -> Iterator[Callable[[list[str], Path], None]]:
+    """Runs `mount <args> <point>` (root only: skips with the reason otherwise) and
+    unmounts everything below tmp_path afterwards, wherever a rename has carried it."""
+
+    def mount(args: list[str], point: Path) -> None:
         point.mkdir(exist_ok=True)
-        done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "mode=0755,size=1m", "tmpfs", str(point)],
-            capture_output=True,
-            text=True,
-        )
+        done = subprocess.run(["mount", *args, str(point)], capture_output=True, text=True)
         if done.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
+            pytest.skip(f"cannot mount here (needs root): {done.stderr.strip()}")
 
     if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
+        pytest.skip("mounting needs root")
     try:
         yield mount
     finally:
@@ -62,6 +61,11 @@ def tmpfs(tmp_path: Path) -> Iterator[Mount]:
             subprocess.run(["umount", point], check=False)
             if os.path.ismount(point):
                 subprocess.run(["umount", "-l", point], check=False)
+
+
+@pytest.fixture
+def tmpfs(mounter: Callable[[list[str], Path], None]) -> Mount:
+    return lambda point: mounter(["-t", "tmpfs", "-o", "mode=0755,size=1m", "tmpfs"], point)
 
 
 def planned_moves(world: World) -> list[Move]:
@@ -186,26 +190,9 @@ def test_a_mount_deep_inside_memories_is_not_crossed_by_the_delete(
 
 
 @pytest.fixture
-def bind(tmp_path: Path) -> Iterator[Callable[[Path, Path], None]]:
+def bind(mounter: Callable[[list[str], Path], None]) -> Callable[[Path, Path], None]:
     """Bind-mount a directory onto another: the same filesystem, so the same st_dev."""
-
-    def mount(source: Path, point: Path) -> None:
-        point.mkdir(exist_ok=True)
-        done = subprocess.run(
-            ["mount", "--bind", str(source), str(point)], capture_output=True, text=True
-        )
-        if done.returncode != 0:
-            pytest.skip(f"cannot bind-mount here (needs root): {done.stderr.strip()}")
-
-    if os.geteuid() != 0:
-        pytest.skip("bind-mounting needs root")
-    try:
-        yield mount
-    finally:
-        for point in mounts_under(tmp_path):
-            subprocess.run(["umount", point], check=False)
-            if os.path.ismount(point):
-                subprocess.run(["umount", "-l", point], check=False)
+    return lambda source, point: mounter(["--bind", str(source)], point)
 
 
 @pytest.mark.mount
