@@ -222,8 +222,12 @@ def test_a_bind_mount_inside_memories_is_not_deleted_through(
         and any(rel == r or rel.startswith(r + "/") for r in removed)
         and not rel.startswith(bound)
     )
+    code, dry = invoke_json("--dry-run", env=world.env)
+    assert code == 0
+    assert dry["total"]["files"] == removed_files + 1  # the mount point: one entry, not entered
     code, doc = invoke_json("-y", env=world.env)
     assert code == 5, doc["message"]
+    assert doc["total"] == dry["total"]
     staging = world.state / f"{STAGING}{os.getpid()}"
     moved = staging / "memories" / "bound"
     assert doc["leftovers"][0] == {

@@ -458,10 +458,12 @@ def test_a_failing_measuring_helper_is_measured_again_alone(
     parent = os.getpid()
     real = shares._measure_share
 
-    def crash_in_helper(path: str, st: os.stat_result, me: int) -> TreeStats:
+    def crash_in_helper(
+        path: str, st: os.stat_result, me: int, mounts: frozenset[tuple[int, int]]
+    ) -> TreeStats:
         if os.getpid() != parent:
             raise OSError(5, "helper trouble (injected)")
-        return real(path, st, me)
+        return real(path, st, me, mounts)
 
     mocker.patch.object(shares, "_measure_share", side_effect=crash_in_helper)
     again = mocker.spy(shares, "measure")

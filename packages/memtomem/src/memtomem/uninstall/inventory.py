@@ -94,7 +94,8 @@ def scan(fs: FsOps, layout: Layout) -> Inventory:
         anchors.append(Anchor(layout.state_dir, state.st_dev))
         with fs.scandir(layout.state_dir) as listing:
             entries_found = list(listing)
-        for found in _measured_all(fs, entries_found, layout.state_dir, db_paths):
+        mounts = system.mount_points_below([str(layout.state_dir)])
+        for found in _measured_all(fs, entries_found, layout.state_dir, db_paths, mounts):
             if found.group is not None:
                 entries.append(_as_entry(found))
             else:
@@ -120,11 +121,16 @@ class _Found:
 
 
 def _measured_all(
-    fs: FsOps, found: list[os.DirEntry[str]], anchor: Path, db_paths: tuple[Path, ...]
+    fs: FsOps,
+    found: list[os.DirEntry[str]],
+    anchor: Path,
+    db_paths: tuple[Path, ...],
+    mounts: frozenset[tuple[int, int]],
 ) -> list[_Found]:
     """Every entry of the state dir, classified; ours measured (the big trees in two
-    processes), the rest only stat-ed."""
-    return _measured_many(fs, [(entry, classify(entry.name, db_paths)) for entry in found], anchor)
+    processes, mount points below counted as one entry, never entered), the rest stat-ed."""
+    classified = [(entry, classify(entry.name, db_paths)) for entry in found]
+    return _measured_many(fs, classified, anchor, mounts)
 
 
 def _measured(fs: FsOps, entry: os.DirEntry[str], anchor: Path, group: Group) -> _Found:
@@ -132,11 +138,14 @@ def _measured(fs: FsOps, entry: os.DirEntry[str], anchor: Path, group: Group) ->
 
 
 def _measured_many(
-    fs: FsOps, found: list[tuple[os.DirEntry[str], Group | None]], anchor: Path
+    fs: FsOps,
+    found: list[tuple[os.DirEntry[str], Group | None]],
+    anchor: Path,
+    mounts: frozenset[tuple[int, int]] = frozenset(),
 ) -> list[_Found]:
     stated = [(entry, group, stat_entry(fs, entry)) for entry, group in found]
     ours = [(entry.path, st) for entry, group, st in stated if group is not None]
-    totals = iter(shares.measure_roots(fs, ours))
+    totals = iter(shares.measure_roots(fs, ours, mounts))
     out = []
     for entry, group, st in stated:
         files, size = (0, 0)

@@ -57,22 +57,30 @@ def can_split(fs: FsOps) -> bool:
     return (cores or 1) >= 2
 
 
-def measure_roots(fs: FsOps, roots: list[tuple[str, os.stat_result]]) -> list[TreeStats]:
+def measure_roots(
+    fs: FsOps,
+    roots: list[tuple[str, os.stat_result]],
+    mounts: frozenset[tuple[int, int]] = frozenset(),
+) -> list[TreeStats]:
     """tree.measure of each root, the directories shared with a helper when that can help.
     Exactly what tree.measure returns: on any trouble with the helper, measured again here."""
+
+    def alone() -> list[TreeStats]:
+        return [measure(fs, path, st, mounts) for path, st in roots]
+
     if not can_split(fs) or not any(stat.S_ISDIR(st.st_mode) for _path, st in roots):
-        return [measure(fs, path, st) for path, st in roots]
+        return alone()
     parent = os.getpid()
     forked = _fork_with_pipe()
     if forked is None:
-        return [measure(fs, path, st) for path, st in roots]
+        return alone()
     pid, read_end, write_end = forked
     if pid == 0:
-        _measuring_helper(roots, read_end, write_end, parent)
+        _measuring_helper(roots, mounts, read_end, write_end, parent)
     os.close(write_end)
     finished = False
     try:
-        mine = [_measure_share(path, st, 0) for path, st in roots]
+        mine = [_measure_share(path, st, 0, mounts) for path, st in roots]
         data = _read_all(read_end)
         _pid, status = os.waitpid(pid, 0)
         finished = True
@@ -82,20 +90,25 @@ def measure_roots(fs: FsOps, roots: list[tuple[str, os.stat_result]]) -> list[Tr
             _reap(pid)
         os.close(read_end)
     if status != 0 or len(data) != _REPORT.size * len(roots):
-        return [measure(fs, path, st) for path, st in roots]
+        return alone()
     theirs = [_REPORT.unpack_from(data, i * _REPORT.size) for i in range(len(roots))]
     return [TreeStats(a.files + f, a.bytes + b) for a, (f, b) in zip(mine, theirs, strict=True)]
 
 
 def _measuring_helper(
-    roots: list[tuple[str, os.stat_result]], read_end: int, write_end: int, parent: int
+    roots: list[tuple[str, os.stat_result]],
+    mounts: frozenset[tuple[int, int]],
+    read_end: int,
+    write_end: int,
+    parent: int,
 ) -> None:
     status = 1
     try:
         _die_with(parent)
         _detach(read_end)
         data = b"".join(
-            _REPORT.pack(t.files, t.bytes) for t in (_measure_share(p, st, 1) for p, st in roots)
+            _REPORT.pack(t.files, t.bytes)
+            for t in (_measure_share(p, st, 1, mounts) for p, st in roots)
         )
         view = memoryview(data)
         while view:
@@ -112,17 +125,31 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _measure_share(path: str, st: os.stat_result, me: int) -> TreeStats:
+def _measure_share(
+    path: str, st: os.stat_result, me: int, mounts: frozenset[tuple[int, int]]
+) -> TreeStats:
     """`me`'s share of tree.measure(path): the same counting rules, for the entries it owns."""
     if not stat.S_ISDIR(st.st_mode):
         size = st.st_size if stat.S_ISREG(st.st_mode) else 0
         return TreeStats(1, size) if me == 0 else TreeStats(0, 0)
     totals = [0, 0]
-    _walk(path, st.st_dev, lambda fd, rel, subdirs: _count_share(fd, rel, me, totals, subdirs))
+    _walk(
+        path,
+        st.st_dev,
+        lambda fd, rel, subdirs: _count_share(fd, rel, me, mounts, totals, subdirs),
+        mounts,
+    )
     return TreeStats(totals[0], totals[1])
 
 
-def _count_share(fd: int, rel: str, me: int, totals: list[int], subdirs: list[str]) -> bool:
+def _count_share(
+    fd: int,
+    rel: str,
+    me: int,
+    mounts: frozenset[tuple[int, int]],
+    totals: list[int],
+    subdirs: list[str],
+) -> bool:
     """Like tree._count, for `me`'s entries; subdirectories are collected by both sides (a
     directory is counted by neither, and both must walk into it)."""
     try:
@@ -144,7 +171,7 @@ def _count_share(fd: int, rel: str, me: int, totals: list[int], subdirs: list[st
                 except OSError:
                     continue
                 mode = est.st_mode
-                if isdir(mode) and est.st_dev == device:
+                if isdir(mode) and est.st_dev == device and (device, est.st_ino) not in mounts:
                     subdirs.append(entry.name)
                 elif mine:
                     files += 1

@@ -23,8 +23,11 @@ class TreeStats:
     bytes: int
 
 
-def measure(fs: FsOps, path: str, st: os.stat_result) -> TreeStats:
-    """Count non-directory entries and their bytes below (and including) `path`.
+def measure(
+    fs: FsOps, path: str, st: os.stat_result, mounts: frozenset[tuple[int, int]] = frozenset()
+) -> TreeStats:
+    """Count non-directory entries and their bytes below (and including) `path`; a mount
+    point (another device, or a (device, inode) in `mounts`) counts as one, never entered.
 
     Directory-fd-relative, like remove_tree, so depth is bounded by descriptors, not PATH_MAX:
     one open directory per level, with the names of its subdirectories still to visit.
@@ -40,7 +43,7 @@ def measure(fs: FsOps, path: str, st: os.stat_result) -> TreeStats:
         return TreeStats(0, 0)
     try:
         stack.append((fd, []))  # on the stack before counting: the finally closes it
-        _count(fs, fd, st.st_dev, lstat, totals, stack[-1][1])
+        _count(fs, fd, (st.st_dev, mounts), lstat, totals, stack[-1][1])
         while stack:
             parent, subdirs = stack[-1]
             if not subdirs:
@@ -51,7 +54,7 @@ def measure(fs: FsOps, path: str, st: os.stat_result) -> TreeStats:
             except OSError:
                 continue
             stack.append((fd, []))
-            _count(fs, fd, st.st_dev, lstat, totals, stack[-1][1])
+            _count(fs, fd, (st.st_dev, mounts), lstat, totals, stack[-1][1])
     finally:
         for fd, _subdirs in stack:
             os.close(fd)
@@ -61,7 +64,7 @@ def measure(fs: FsOps, path: str, st: os.stat_result) -> TreeStats:
 def _count(
     fs: FsOps,
     fd: int,
-    device: int,
+    where: tuple[int, frozenset[tuple[int, int]]],
     lstat: Callable[[os.DirEntry[str]], os.stat_result],
     totals: list[int],
     subdirs: list[str],
@@ -69,6 +72,7 @@ def _count(
     """Add one directory's files and bytes to `totals`, its subdirectories to `subdirs`."""
     files = size = 0
     isreg, isdir = stat.S_ISREG, stat.S_ISDIR
+    device, mounts = where
     try:
         with fs.scandir(fd) as listing:
             for entry in listing:
@@ -80,7 +84,7 @@ def _count(
                 if isreg(mode):
                     files += 1
                     size += est.st_size
-                elif not isdir(mode) or est.st_dev != device:
+                elif not isdir(mode) or est.st_dev != device or (device, est.st_ino) in mounts:
                     files += 1  # a link, a special file, or a mount point (never entered)
                 else:
                     subdirs.append(entry.name)
