@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -250,3 +251,37 @@ def test_a_bind_mount_inside_memories_is_not_deleted_through(
     assert result.output.startswith("Recovered: finished deleting")
     assert not world.state.exists()
     assert snapshot(elsewhere) == before_elsewhere
+
+
+@pytest.mark.mount
+@pytest.mark.parametrize("name", ["cache", "memories"])
+def test_an_owned_entry_that_is_a_bind_mount_is_refused_before_anything_moves(
+    tmp_path: Path, bind: Callable[[Path, Path], None], name: str
+) -> None:
+    """A bind mount at a group's own name cannot be moved into staging (EBUSY): refused up
+    front, like a tmpfs there, and what is mounted is not counted as ours."""
+    world = full_world(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    write(elsewhere / "precious.md", "never delete me\n")
+    point = world.state / name
+    shutil.rmtree(point)
+    bind(elsewhere, point)
+    before = world.tree()
+    recorder = ScriptedFs()
+    code, doc = invoke_json("-y", env=world.env, fs=recorder)
+    assert code == 2, doc["message"]
+    assert (doc["outcome"], doc["error"]["path"]) == ("refused", str(point))
+    assert doc["message"] == (
+        f"~/.memtomem/{name} is a mount point; it cannot be moved, so nothing was changed. "
+        "Unmount it (or remove it yourself), then run mm uninstall again."
+    )
+    assert [c for c in recorder.calls if c[0] in MUTATIONS] == []
+    assert world.tree() == before, "\n".join(diff(before, world.tree()))
+    code, dry = invoke_json("--dry-run", env=world.env)
+    assert (code, dry["message"]) == (2, doc["message"])
+    if name == "memories":  # kept, it is no obstacle; it counts as one entry, not entered
+        code, dry = invoke_json("--dry-run", "--keep-data", env=world.env)
+        assert code == 0, dry["message"]
+        row = next(r for r in dry["groups"] if r["group"] == name)
+        assert (row["files"], row["bytes"], row["kept"]) == (1, 0, True)
+    assert world.tree() == before

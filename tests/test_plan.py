@@ -156,6 +156,26 @@ def test_a_kept_entry_on_another_device_is_fine() -> None:
     assert Move(Group.MEMORIES, MEMORIES, STATE) not in plan.moves
 
 
+@pytest.mark.parametrize(("keep_data", "refused"), [(False, True), (True, False)])
+def test_an_entry_that_is_a_mount_point_is_refused_unless_kept(
+    keep_data: bool, refused: bool
+) -> None:
+    """A mount point on the same device (a bind mount) cannot be renamed into staging."""
+    mounted = Entry(Group.MEMORIES, MEMORIES, STATE, "dir", 1, 1, 0, Role.PLAIN, mount=True)
+    entries = tuple(mounted if e.path == MEMORIES else e for e in ENTRIES)
+    if not refused:
+        plan = build_plan(inventory(entries), keep_config=False, keep_data=keep_data)
+        assert Move(Group.MEMORIES, MEMORIES, STATE) not in plan.moves
+        return
+    with pytest.raises(CrossDevice) as caught:
+        build_plan(inventory(entries), keep_config=False, keep_data=keep_data)
+    assert (caught.value.path, caught.value.exit_code) == (str(MEMORIES), 2)
+    assert caught.value.message == (
+        "~/.memtomem/memories is a mount point; it cannot be moved, so nothing was changed. "
+        "Unmount it (or remove it yourself), then run mm uninstall again."
+    )
+
+
 def test_a_stranger_keeps_the_state_dir() -> None:
     stranger = (Stray(STATE / "my-notes.txt", "file"),)
     plan = build_plan(inventory(unknown=stranger), keep_config=False, keep_data=False)

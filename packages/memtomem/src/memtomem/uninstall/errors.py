@@ -31,7 +31,8 @@ class Refused(UninstallError):
 
 
 class CrossDevice(Refused):
-    """An entry lives on another filesystem than its anchor: no atomic move exists."""
+    """An entry lives on another filesystem than its anchor, or is a mount point: no atomic
+    move exists."""
 
 
 class NotConfirmed(UninstallError):

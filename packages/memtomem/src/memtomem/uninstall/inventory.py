@@ -37,6 +37,7 @@ class Entry:
     files: int
     bytes: int
     role: Role = Role.PLAIN
+    mount: bool = False  # a mount point (a bind mount included): it cannot be moved
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ class _Found:
     st: os.stat_result
     files: int
     bytes: int
+    mount: bool = False
 
 
 def _measured_all(
@@ -152,7 +154,8 @@ def _measured_many(
         if group is not None:
             t = next(totals)
             files, size = t.files, t.bytes
-        out.append(_Found(Path(entry.path), anchor, group, st, files, size))
+        mount = (st.st_dev, st.st_ino) in mounts
+        out.append(_Found(Path(entry.path), anchor, group, st, files, size, mount))
     return out
 
 
@@ -167,6 +170,7 @@ def _as_entry(found: _Found, role: Role = Role.PLAIN) -> Entry:
         found.files,
         found.bytes,
         role,
+        found.mount,
     )
 
 

@@ -83,6 +83,12 @@ def build_plan(
                 "changed. Move it back onto the same filesystem or remove it yourself.",
                 path=str(entry.path),
             )
+        if entry.mount:
+            raise CrossDevice(
+                f"{show(entry.path, home)} is a mount point; it cannot be moved, so nothing was "
+                "changed. Unmount it (or remove it yourself), then run mm uninstall again.",
+                path=str(entry.path),
+            )
         moves.append(Move(entry.group, entry.path, entry.anchor))
     rows = tuple(_row(group, items, keep_config, keep_data) for group, items in by_group.items())
     anchors = tuple(dict.fromkeys(_primary_first(moves, inventory.layout.state_dir)))

@@ -129,7 +129,7 @@ def _measure_share(
     path: str, st: os.stat_result, me: int, mounts: frozenset[tuple[int, int]]
 ) -> TreeStats:
     """`me`'s share of tree.measure(path): the same counting rules, for the entries it owns."""
-    if not stat.S_ISDIR(st.st_mode):
+    if not stat.S_ISDIR(st.st_mode) or (st.st_dev, st.st_ino) in mounts:
         size = st.st_size if stat.S_ISREG(st.st_mode) else 0
         return TreeStats(1, size) if me == 0 else TreeStats(0, 0)
     totals = [0, 0]

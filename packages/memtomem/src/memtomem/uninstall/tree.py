@@ -32,7 +32,7 @@ def measure(
     Directory-fd-relative, like remove_tree, so depth is bounded by descriptors, not PATH_MAX:
     one open directory per level, with the names of its subdirectories still to visit.
     """
-    if not stat.S_ISDIR(st.st_mode):
+    if not stat.S_ISDIR(st.st_mode) or (st.st_dev, st.st_ino) in mounts:
         return TreeStats(1, st.st_size if stat.S_ISREG(st.st_mode) else 0)
     totals = [0, 0]
     lstat = fs.entry_lstat()
