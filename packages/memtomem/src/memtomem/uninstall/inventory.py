@@ -14,6 +14,7 @@ from memtomem.uninstall.errors import Refused
 from memtomem.uninstall.fsops import FsOps, stat_entry
 from memtomem.uninstall.groups import STAGING_PREFIX, Group, classify, is_database_name
 from memtomem.uninstall.layout import DEFAULT_DB_NAME, Layout
+from memtomem.uninstall.system import Mounts, is_mount
 
 
 class Role(Enum):
@@ -127,7 +128,7 @@ def _measured_all(
     found: list[os.DirEntry[str]],
     anchor: Path,
     db_paths: tuple[Path, ...],
-    mounts: frozenset[tuple[int, int]],
+    mounts: Mounts,
 ) -> list[_Found]:
     """Every entry of the state dir, classified; ours measured (the big trees in two
     processes, mount points below counted as one entry, never entered), the rest stat-ed."""
@@ -143,7 +144,7 @@ def _measured_many(
     fs: FsOps,
     found: list[tuple[os.DirEntry[str], Group | None]],
     anchor: Path,
-    mounts: frozenset[tuple[int, int]] = frozenset(),
+    mounts: Mounts = frozenset(),
 ) -> list[_Found]:
     stated = [(entry, group, stat_entry(fs, entry)) for entry, group in found]
     ours = [(entry.path, st) for entry, group, st in stated if group is not None]
@@ -154,8 +155,7 @@ def _measured_many(
         if group is not None:
             t = next(totals)
             files, size = t.files, t.bytes
-        mount = (st.st_dev, st.st_ino) in mounts
-        out.append(_Found(Path(entry.path), anchor, group, st, files, size, mount))
+        out.append(_Found(Path(entry.path), anchor, group, st, files, size, is_mount(st, mounts)))
     return out
 
 

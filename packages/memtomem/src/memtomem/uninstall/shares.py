@@ -34,7 +34,8 @@ from collections.abc import Callable
 
 from memtomem.uninstall import system
 from memtomem.uninstall.fsops import FsOps
-from memtomem.uninstall.tree import BATCH, CHUNK, Progress, Removal, TreeStats, measure
+from memtomem.uninstall.system import Mounts, is_mount
+from memtomem.uninstall.tree import BATCH, CHUNK, Progress, Removal, TreeStats, crosses, measure
 
 MIN_FILES = 5_000  # below this, the second worker saves less than a few milliseconds
 LARGE_DIR_BYTES = 256 * 1024  # an ext4 directory this large holds some 8,000 entries or more
@@ -60,7 +61,7 @@ def can_split(fs: FsOps) -> bool:
 def measure_roots(
     fs: FsOps,
     roots: list[tuple[str, os.stat_result]],
-    mounts: frozenset[tuple[int, int]] = frozenset(),
+    mounts: Mounts = frozenset(),
 ) -> list[TreeStats]:
     """tree.measure of each root, the directories shared with a helper when that can help.
     Exactly what tree.measure returns: on any trouble with the helper, measured again here."""
@@ -97,7 +98,7 @@ def measure_roots(
 
 def _measuring_helper(
     roots: list[tuple[str, os.stat_result]],
-    mounts: frozenset[tuple[int, int]],
+    mounts: Mounts,
     read_end: int,
     write_end: int,
     parent: int,
@@ -125,11 +126,9 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _measure_share(
-    path: str, st: os.stat_result, me: int, mounts: frozenset[tuple[int, int]]
-) -> TreeStats:
+def _measure_share(path: str, st: os.stat_result, me: int, mounts: Mounts) -> TreeStats:
     """`me`'s share of tree.measure(path): the same counting rules, for the entries it owns."""
-    if not stat.S_ISDIR(st.st_mode) or (st.st_dev, st.st_ino) in mounts:
+    if not stat.S_ISDIR(st.st_mode) or is_mount(st, mounts):
         size = st.st_size if stat.S_ISREG(st.st_mode) else 0
         return TreeStats(1, size) if me == 0 else TreeStats(0, 0)
     totals = [0, 0]
@@ -146,7 +145,7 @@ def _count_share(
     fd: int,
     rel: str,
     me: int,
-    mounts: frozenset[tuple[int, int]],
+    mounts: Mounts,
     totals: list[int],
     subdirs: list[str],
 ) -> bool:
@@ -171,7 +170,7 @@ def _count_share(
                 except OSError:
                     continue
                 mode = est.st_mode
-                if isdir(mode) and est.st_dev == device and (device, est.st_ino) not in mounts:
+                if isdir(mode) and not crosses(est, device, mounts):
                     subdirs.append(entry.name)
                 elif mine:
                     files += 1
@@ -189,7 +188,7 @@ def delete_shares(
     *,
     stop: Callable[[], bool],
     progress: Progress | None,
-    mounts: frozenset[tuple[int, int]] = frozenset(),
+    mounts: Mounts = frozenset(),
 ) -> None:
     """Unlink the files below `roots` in two processes; add what both removed to `removal`.
     Sets removal.stopped when `stop` asked for it (the helper is then killed). Directories
@@ -271,7 +270,7 @@ def _helper(
     *,
     sizes: bool,
     parent: int,
-    mounts: frozenset[tuple[int, int]],
+    mounts: Mounts,
 ) -> None:
     status = 1
     try:
@@ -287,7 +286,9 @@ def _helper(
             except OSError:
                 pass
 
-        stopped = lambda: stopping[0]  # noqa: E731
+        def stopped() -> bool:
+            return stopping[0]
+
         _unlink_share(roots, 1, done, stop=stopped, report=report, sizes=sizes, mounts=mounts)
         report(done.files, done.bytes)
         status = 0
@@ -367,7 +368,7 @@ def _unlink_share(
     stop: Callable[[], bool],
     report: Progress,
     sizes: bool,
-    mounts: frozenset[tuple[int, int]] = frozenset(),
+    mounts: Mounts = frozenset(),
 ) -> None:
     """Unlink the non-directories that are `me`'s share: the helper first takes the roots
     that are single files (the database among them, often the dearest unlink of all), then
@@ -405,9 +406,7 @@ def _unlink_root(root: str, st: os.stat_result, out: Removal, sizes: bool) -> No
 Visit = Callable[[int, str, list[str]], bool]
 
 
-def _walk(
-    root: str, device: int, visit: Visit, mounts: frozenset[tuple[int, int]] = frozenset()
-) -> bool:
+def _walk(root: str, device: int, visit: Visit, mounts: Mounts = frozenset()) -> bool:
     """Call visit(fd, relative path, subdirs) for each directory of the tree at `root`, depth
     first, directory-fd-relative, never through a link, into another filesystem or into a
     mount point in `mounts`; `visit` adds the names of the subdirectories to enter. False
@@ -435,7 +434,7 @@ def _enter(
     name: str,
     parent: int | None,
     rel: str,
-    where: tuple[int, frozenset[tuple[int, int]]],
+    where: tuple[int, Mounts],
     visit: Visit,
 ) -> bool:
     """Open one directory, push it and visit it; one that cannot be opened, is on another
@@ -449,7 +448,7 @@ def _enter(
     device, mounts = where
     try:
         st = os.fstat(fd)
-        inside = st.st_dev == device and (st.st_dev, st.st_ino) not in mounts
+        inside = not crosses(st, device, mounts)
     except OSError:
         inside = False
     return visit(fd, rel, stack[-1][2]) if inside else True

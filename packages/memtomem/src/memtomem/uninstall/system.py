@@ -120,9 +120,14 @@ def flock_holder(st: os.stat_result) -> int | None:
 
 
 _MOUNTINFO_ESCAPE = re.compile(rb"\\([0-7]{3})")
+Mounts = frozenset[tuple[int, int]]  # (st_dev, st_ino) of mount points
 
 
-def mount_points_below(directories: Iterable[str]) -> frozenset[tuple[int, int]]:
+def is_mount(st: os.stat_result, mounts: Mounts) -> bool:
+    return (st.st_dev, st.st_ino) in mounts
+
+
+def mount_points_below(directories: Iterable[str]) -> Mounts:
     """(st_dev, st_ino) of each mount point at or below these directories (Linux; empty
     elsewhere). A walk must not enter one: a bind mount of the same filesystem has its
     parent's st_dev, so comparing devices alone would delete through it."""

@@ -19,6 +19,7 @@ from memtomem.uninstall.fsops import FsOps
 from memtomem.uninstall.groups import STAGING_PREFIX
 from memtomem.uninstall.journal import JOURNAL_NAME, TEMP_NAME, Journal, Staged, State
 from memtomem.uninstall.plan import Plan
+from memtomem.uninstall.system import Mounts
 from memtomem.uninstall.tree import Progress, Removal, remove_tree
 
 Stop = Callable[[], bool]
@@ -230,7 +231,7 @@ def _purge(
     removal: Removal,
     stop: Stop,
     progress: Progress | None,
-    mounts: frozenset[tuple[int, int]],
+    mounts: Mounts,
 ) -> None:
     try:
         names = _staged(fs, staging)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from memtomem.uninstall.fsops import FsOps, Listing
+from memtomem.uninstall.system import Mounts, is_mount
 
 MAX_KEPT_ERRORS = 20
 
@@ -23,16 +24,14 @@ class TreeStats:
     bytes: int
 
 
-def measure(
-    fs: FsOps, path: str, st: os.stat_result, mounts: frozenset[tuple[int, int]] = frozenset()
-) -> TreeStats:
+def measure(fs: FsOps, path: str, st: os.stat_result, mounts: Mounts = frozenset()) -> TreeStats:
     """Count non-directory entries and their bytes below (and including) `path`; a mount
     point (another device, or a (device, inode) in `mounts`) counts as one, never entered.
 
     Directory-fd-relative, like remove_tree, so depth is bounded by descriptors, not PATH_MAX:
     one open directory per level, with the names of its subdirectories still to visit.
     """
-    if not stat.S_ISDIR(st.st_mode) or (st.st_dev, st.st_ino) in mounts:
+    if not stat.S_ISDIR(st.st_mode) or is_mount(st, mounts):
         return TreeStats(1, st.st_size if stat.S_ISREG(st.st_mode) else 0)
     totals = [0, 0]
     lstat = fs.entry_lstat()
@@ -61,10 +60,16 @@ def measure(
     return TreeStats(totals[0], totals[1])
 
 
+def crosses(st: os.stat_result, device: int, mounts: Mounts) -> bool:
+    """Whether entering this directory leaves the walk's filesystem: another device, or a
+    mount point of the same one (a bind mount)."""
+    return st.st_dev != device or is_mount(st, mounts)
+
+
 def _count(
     fs: FsOps,
     fd: int,
-    where: tuple[int, frozenset[tuple[int, int]]],
+    where: tuple[int, Mounts],
     lstat: Callable[[os.DirEntry[str]], os.stat_result],
     totals: list[int],
     subdirs: list[str],
@@ -84,7 +89,7 @@ def _count(
                 if isreg(mode):
                     files += 1
                     size += est.st_size
-                elif not isdir(mode) or est.st_dev != device or (device, est.st_ino) in mounts:
+                elif not isdir(mode) or crosses(est, device, mounts):
                     files += 1  # a link, a special file, or a mount point (never entered)
                 else:
                     subdirs.append(entry.name)
@@ -129,7 +134,7 @@ def remove_tree(
     stop: Callable[[], bool] = lambda: False,
     progress: Progress | None = None,
     removal: Removal | None = None,
-    mounts: frozenset[tuple[int, int]] = frozenset(),
+    mounts: Mounts = frozenset(),
 ) -> Removal:
     """Delete `path` and everything below it, directory-fd-relative, collecting errors.
     Never enters another filesystem or a directory in `mounts` (mount points by device and
@@ -181,7 +186,7 @@ def _drain(
     fs: FsOps,
     stack: list[_Frame],
     device: int,
-    mounts: frozenset[tuple[int, int]],
+    mounts: Mounts,
     out: Removal,
     stop: Callable[[], bool],
     progress: Progress | None,
@@ -274,13 +279,13 @@ def _descend(
     path: str,
     st: os.stat_result,
     device: int,
-    mounts: frozenset[tuple[int, int]],
+    mounts: Mounts,
     out: Removal,
 ) -> None:
     if st.st_dev != device:
         out.fail(path, "is a mount point of another filesystem; unmount it first")
         return
-    if (st.st_dev, st.st_ino) in mounts:
+    if is_mount(st, mounts):
         out.fail(path, "is a mount point; unmount it first")
         return
     try:
