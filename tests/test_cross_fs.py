@@ -251,6 +251,8 @@ def test_a_bind_mount_inside_memories_is_not_deleted_through(
     assert result.output.startswith("Recovered: finished deleting")
     assert not world.state.exists()
     assert snapshot(elsewhere) == before_elsewhere
+    final = world.expected(before, False, False)  # the mounted files were seen at bound/
+    assert world.tree() == final, "\n".join(diff(final, world.tree()))
 
 
 @pytest.mark.mount

@@ -11,6 +11,7 @@ import os
 import shlex
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -195,10 +196,23 @@ def test_a_home_that_is_a_link_to_a_directory_is_locked_there_and_the_run_procee
     its target and everything else in it stay."""
     world = full_world(tmp_path)
     real = tmp_path / "real-home"
+    old_pid = world.runtime / f"server-{digest(world.db)}.pid"
     world.home.rename(real)
     world.home.symlink_to(real)
+    # A server names its pid file by the resolved database path: under real-home/ now.
+    new_pid = old_pid.rename(world.runtime / f"server-{digest(world.db)}.pid")
+    world.owned["runtime"] = [new_pid if p == old_pid else p for p in world.owned["runtime"]]
+    assert new_pid != old_pid
+    before = world.tree()  # links not followed: the state is seen under real-home/
     code, doc = invoke_json("-y", env=world.env)
     assert (code, doc["outcome"]) == (0, "removed"), doc
     assert os.readlink(world.home) == str(real)
     assert sorted(p.name for p in real.iterdir()) == [".claude.json"]
     assert not (world.runtime / "server.pid").exists()
+    seen = {
+        group: [real / p.relative_to(world.home) if p.is_relative_to(world.home) else p for p in ps]
+        for group, ps in world.owned.items()
+    }
+    at_target = replace(world, home=real, state=real / world.state.name, owned=seen)
+    expected = at_target.expected(before, False, False)
+    assert world.tree() == expected, "\n".join(diff(expected, world.tree()))
