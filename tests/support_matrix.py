@@ -308,8 +308,13 @@ class Judge:
                 run.fail("message", f"exit {code} without {wanted!r}: {_tail(out)}")
         elif code == 4:
             self.bytes_kept(run, after)
-            if "nothing was deleted" not in out.lower() or "mv -- " not in out:
-                run.fail("message", f"exit 4 without 'nothing was deleted' and mv: {_tail(out)}")
+            if (
+                "nothing was deleted" not in out.lower()
+                or "To put everything back, run:" not in out
+            ):
+                run.fail(
+                    "message", f"exit 4 without 'nothing was deleted' and commands: {_tail(out)}"
+                )
         elif code == 5:
             rest = _outside_staging(after)
             state = os.path.relpath(self.world.state, self.world.root)

@@ -180,13 +180,13 @@ def unstatable_after_failed_move(world: World) -> Rule:
     return rule
 
 
-def staging_unstatable_after_commit(world: World) -> Rule:
-    """Once committed, a staging dir cannot be stat'ed (EIO) while it is being deleted."""
+def staging_unlistable_after_commit(world: World) -> Rule:
+    """Once committed, a staging dir cannot be listed (EIO) when it is to be removed."""
     staging = f"{world.runtime}/{STAGING}{os.getpid()}"
 
     def rule(op: str, t: str, calls: list[tuple[str, str]]) -> int | None:
         committed = _since_commit(world, calls) is not None
-        return errno.EIO if op == "lstat" and t == staging and committed else None
+        return errno.EIO if op == "scandir" and t == staging and committed else None
 
     return rule
 
@@ -194,11 +194,14 @@ def staging_unstatable_after_commit(world: World) -> Rule:
 def staged_dir_unlistable_after_commit(world: World) -> Rule:
     """Once committed, the first staged directory opened for deletion cannot be listed."""
 
+    def below_staging(target: str) -> bool:
+        return STAGING in os.path.dirname(target)
+
     def rule(op: str, t: str, calls: list[tuple[str, str]]) -> int | None:
         since = _since_commit(world, calls)
-        if op != "scandir" or not t.isdigit() or since is None:
+        if op != "scandir" or not below_staging(t) or since is None:
             return None
-        listed = sum(o == "scandir" and c.isdigit() for o, c in since)
+        listed = sum(o == "scandir" and below_staging(c) for o, c in since)
         return errno.EACCES if listed == 1 else None  # only the first: one leftover
 
     return rule
@@ -295,8 +298,8 @@ def test_rollback_copes_when_staging_cannot_be_stated(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "make_rule",
-    [staging_unstatable_after_commit, staged_dir_unlistable_after_commit],
-    ids=["staging-lstat", "staged-dir-scandir"],
+    [staging_unlistable_after_commit, staged_dir_unlistable_after_commit],
+    ids=["staging-scandir", "staged-dir-scandir"],
 )
 def test_a_failed_committed_delete_is_a_named_leftover(
     tmp_path: Path, make_rule: Callable[[World], Rule]

@@ -18,6 +18,7 @@ import pytest
 
 from tests.support.children import Children
 from tests.support.cli import invoke, invoke_json
+from tests.support.commands import clean_up, move_home
 from tests.support.faults import Fault, ScriptedFs
 from tests.support.snapshot import diff
 from tests.support.world import World, digest, full_world, write
@@ -275,12 +276,8 @@ def test_json_rollback_incomplete(tmp_path: Path) -> None:
     before = world.tree()
     code, doc, staging, runtime_staging = _rollback_incomplete(world)
     assert code == 4
-    q = shlex.quote
-    commands = [f"mv -- {q(str(staging / 'config.json'))} {q(str(world.state / 'config.json'))}"]
-    for s in (staging, runtime_staging):
-        journals = [s / ".uninstall-journal.json.tmp", s / ".uninstall-journal.json"]
-        commands.append("rm -f -- " + " ".join(q(str(j)) for j in journals))
-        commands.append(f"find {q(str(s))} -depth -type d -empty -delete")
+    commands = [move_home(staging / "config.json", world.state / "config.json")]
+    commands += [clean_up(s) for s in (staging, runtime_staging)]
     expected = document(
         world,
         status="partial",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shlex
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -146,7 +147,12 @@ def test_printed_commands_restore_the_tree_exactly(
         commands = printed_commands(result.stderr)
     assert [f.fired for f in fs.faults] == [1, 1]
     assert_nothing_deleted(tmp_path, whole, snapshot(tmp_path), pairs)
-    assert commands[0] == f"mv -- {staged(first)} {first.src}"
+    home, now = shlex.quote(str(first.src)), shlex.quote(str(staged(first)))
+    exists = shlex.quote(f"{first.src} already exists")
+    assert commands[0] == (
+        f"if [ -e {home} ] || [ -L {home} ]; then echo {exists} >&2; false; "
+        f"else mv -- {now} {home}; fi"
+    )
     run_in_bash(commands, tmp_path)
     after = world.tree()
     assert after == before, "\n".join(diff(before, after))

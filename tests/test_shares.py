@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,24 @@ def build(root: Path, outside: Path) -> list[str]:
     return [str(root / n) for n in ("memories", "uploads", "memtomem.db", "memtomem.db-wal")]
 
 
+_OPENED: list[int] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_staged() -> Iterator[None]:
+    yield
+    while _OPENED:
+        os.close(_OPENED.pop())
+
+
+def staged(paths: list[str]) -> list[shares.Root]:
+    """The roots as the delete gets them: held open in their staging dir, by name."""
+    parent = os.open(os.path.dirname(paths[0]), os.O_RDONLY | os.O_DIRECTORY)
+    _OPENED.append(parent)
+    base = os.path.dirname(paths[0])
+    return [(parent, base, os.path.basename(p)) for p in paths]
+
+
 def non_dirs(tree: dict[str, Node]) -> set[str]:
     return {path for path, node in tree.items() if node[0] != "dir"}
 
@@ -106,7 +125,9 @@ def test_alone_a_side_takes_every_directory_and_its_half_of_a_split_one(
     before = snapshot(tmp_path)
     sizes = {p: os.lstat(tmp_path / p).st_size for p, n in before.items() if n[0] == "file"}
     out = Removal()
-    shares._unlink_share(roots, me, out, stop=lambda: False, report=lambda f, b: None, sizes=True)
+    shares._unlink_share(
+        staged(roots), me, out, stop=lambda: False, report=lambda f, b: None, sizes=True
+    )
     after = snapshot(tmp_path)
     gone = set(before) - set(after)
     assert gone == taken_alone(before, tmp_path, me)
@@ -127,7 +148,9 @@ def test_a_directory_the_other_side_holds_is_left_to_it(tmp_path: Path, children
         children.flock_dir(tmp_path / rel)
     before = snapshot(tmp_path)
     out = Removal()
-    shares._unlink_share(roots, 0, out, stop=lambda: False, report=lambda f, b: None, sizes=False)
+    shares._unlink_share(
+        staged(roots), 0, out, stop=lambda: False, report=lambda f, b: None, sizes=False
+    )
     after = snapshot(tmp_path)
     gone = set(before) - set(after)
     assert gone == taken_alone(before, tmp_path, 0, held)
@@ -135,7 +158,9 @@ def test_a_directory_the_other_side_holds_is_left_to_it(tmp_path: Path, children
     assert out.files == len(gone)
     children.close()  # the holders let go: the next walk takes those directories too
     again = Removal()
-    shares._unlink_share(roots, 0, again, stop=lambda: False, report=lambda f, b: None, sizes=False)
+    shares._unlink_share(
+        staged(roots), 0, again, stop=lambda: False, report=lambda f, b: None, sizes=False
+    )
     assert set(after) - set(snapshot(tmp_path)) == taken_alone(before, tmp_path, 0) - gone
     assert again.files == len(taken_alone(before, tmp_path, 0) - gone)
 
@@ -144,7 +169,7 @@ def test_delete_shares_removes_every_file_and_no_directory(tmp_path: Path) -> No
     roots = build(tmp_path / "root", tmp_path / "outside")
     before = snapshot(tmp_path)
     removal = Removal()
-    shares.delete_shares(roots, removal, stop=lambda: False, progress=None)
+    shares.delete_shares(staged(roots), removal, stop=lambda: False, progress=None)
     after = snapshot(tmp_path)
     expected = {
         path: node
@@ -170,7 +195,7 @@ def test_progress_counts_both_processes(tmp_path: Path) -> None:
     calls: list[tuple[int, int]] = []
     removal = Removal()
     shares.delete_shares(
-        roots, removal, stop=lambda: False, progress=lambda f, b: calls.append((f, b))
+        staged(roots), removal, stop=lambda: False, progress=lambda f, b: calls.append((f, b))
     )
     assert removal.files == files
     assert calls and all(a <= b for (a, _x), (b, _y) in itertools.pairwise(calls))
@@ -199,7 +224,7 @@ def test_a_stop_ends_the_helper_and_counts_exactly_what_both_removed(
         return calls[0] >= after
 
     removal = Removal()
-    shares.delete_shares(roots, removal, stop=stop, progress=None)
+    shares.delete_shares(staged(roots), removal, stop=stop, progress=None)
     assert removal.stopped
     assert no_unreaped_children()
     after_stop = snapshot(tmp_path)
@@ -423,12 +448,13 @@ def test_when_no_helper_can_be_made_one_process_does_it_all(
     sequential pass, and no descriptor is left open."""
     paths = build(tmp_path / "root", tmp_path / "outside")
     roots = _roots(paths)
+    held = staged(paths)
     before = snapshot(tmp_path)
     fds = sorted(os.listdir("/proc/self/fd"))
     mocker.patch.object(os, fails, side_effect=OSError(24, "Too many open files"))
     assert shares.measure_roots(FsOps(), roots) == [measure(FsOps(), p, st) for p, st in roots]
     removal = Removal()
-    shares.delete_shares(paths, removal, stop=lambda: False, progress=None)
+    shares.delete_shares(held, removal, stop=lambda: False, progress=None)
     assert (removal.files, removal.bytes, removal.errors) == (0, 0, [])
     assert snapshot(tmp_path) == before
     assert sorted(os.listdir("/proc/self/fd")) == fds

@@ -1,4 +1,4 @@
-"""uninstall/transaction.py on real trees: stage, commit, rollback, restore, finish.
+"""uninstall/transaction.py on real trees: stage, commit, rollback, put_back, finish.
 
 The plan is built by hand (a frozen value), so each test knows exactly what must move where.
 """
@@ -8,16 +8,17 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from memtomem.uninstall import journal as journal_io
 from memtomem.uninstall.groups import Group
 from memtomem.uninstall.plan import Move, Plan
-from memtomem.uninstall.transaction import StageFailed, Transaction, finish, restore
+from memtomem.uninstall.recovery import Scope, recover
+from memtomem.uninstall.transaction import StageFailed, Transaction, put_back
 from tests.support.faults import Fault, ScriptedFs
 from tests.support.snapshot import Node, diff, snapshot, without
 from tests.support.world import write
@@ -96,26 +97,22 @@ def test_stage_moves_everything_and_writes_the_journal(tree: Tree) -> None:
         assert mode(tree.staging(anchor)) == 0o700
         assert mode(tree.staging(anchor) / JOURNAL) == 0o600
     assert mode(tree.staging(tree.state) / "instances") == 0o700
+    primary = read_journal(tree.staging(tree.state))
+    assert re.fullmatch("[0-9a-f]{16}", primary["run"])
     expected = {
         "format": "memtomem-uninstall-journal",
-        "version": 1,
+        "version": 2,
+        "run": primary["run"],
         "pid": os.getpid(),
         "state": "staging",
-        "primary": str(tree.staging(tree.state)),
-        "stagings": [
-            {"anchor": str(a), "staging": str(tree.staging(a))} for a in (tree.state, tree.dbdir)
-        ],
-        "moves": [
-            {"group": m.group.value, "src": str(m.src), "dst": str(tree.staged(m))}
-            for m in tree.moves
-        ],
-        "flags": {"keep_config": False, "keep_data": False},
-        "remove_state_dir": None,
+        "primary": True,
+        "remove_state_dir": False,
+        "items": len(tree.moves),
     }
-    for anchor in (tree.state, tree.dbdir):
-        doc = read_journal(tree.staging(anchor))
-        assert isinstance(doc.pop("started"), float)
-        assert doc == expected
+    # No paths: recovery takes every directory from the layout, never from a journal.
+    assert primary == expected
+    assert read_journal(tree.staging(tree.dbdir)) == {**expected, "primary": False}
+    txn.close()
 
 
 def test_stage_then_rollback_restores_exactly(tree: Tree) -> None:
@@ -192,37 +189,37 @@ def test_commit_removes_an_emptied_state_dir(tmp_path: Path) -> None:
         ScriptedFs(), Plan(moves, (), (state,), state, True, False, False), interrupted=never
     )
     txn.stage()
-    assert read_journal(txn.journal.primary)["remove_state_dir"] == str(state)
+    assert read_journal(state / f".uninstall-staging-{os.getpid()}")["remove_state_dir"] is True
     removal = txn.commit(stop=lambda: False)
     assert (removal.files, removal.error_count) == (2, 0)
     expected = without(before, tmp_path, [state])
     assert snapshot(tmp_path) == expected
 
 
-def test_restore_is_idempotent(tree: Tree) -> None:
+def test_put_back_is_idempotent(tree: Tree) -> None:
     before = tree.tree()
     fs = ScriptedFs()
     txn = Transaction(fs, tree.plan(), interrupted=never)
     txn.stage()
-    assert restore(fs, txn.journal) == ()
+    assert put_back(fs, txn.stagings) == ()
     assert tree.tree() == before
-    assert restore(fs, txn.journal) == ()
+    assert put_back(fs, txn.stagings) == ()
     assert tree.tree() == before
 
 
-def test_restore_after_a_half_done_rollback(tree: Tree) -> None:
-    # A crash mid-rollback: some items are already home. restore checks where each one is.
+def test_put_back_after_a_half_done_rollback(tree: Tree) -> None:
+    # A crash mid-rollback: some items are already home. put_back checks where each one is.
     before = tree.tree()
     fs = ScriptedFs()
     txn = Transaction(fs, tree.plan(), interrupted=never)
     txn.stage()
     for move in tree.moves[3:]:
         os.replace(tree.staged(move), move.src)
-    assert restore(fs, journal_io.read(fs, txn.journal.primary) or txn.journal) == ()
+    assert put_back(fs, txn.stagings) == ()
     assert tree.tree() == before, "\n".join(diff(before, tree.tree()))
 
 
-def test_restore_reports_what_it_could_not_move_and_a_retry_finishes(tree: Tree) -> None:
+def test_put_back_reports_what_it_could_not_move_and_a_retry_finishes(tree: Tree) -> None:
     before = tree.tree()
     stuck = tree.moves[1]
     fs = ScriptedFs()
@@ -235,7 +232,7 @@ def test_restore_reports_what_it_could_not_move_and_a_retry_finishes(tree: Tree)
     assert (tree.staging(tree.state) / JOURNAL).is_file()
     assert (tree.staging(tree.dbdir) / JOURNAL).is_file()
     assert os.path.lexists(tree.staged(stuck))
-    assert restore(fs, txn.journal) == ()
+    assert put_back(fs, txn.stagings) == ()
     assert tree.tree() == before, "\n".join(diff(before, tree.tree()))
 
 
@@ -247,31 +244,34 @@ def test_finish_keeps_the_primary_journal_while_a_secondary_resists(tree: Tree) 
     secondary = tree.staging(tree.dbdir)
     fs.faults.append(Fault(errno.EIO, op="unlink", contains=f"{secondary}/", every_from=True))
     removal = txn.commit(stop=lambda: False)
+    txn.close()
     reason = "Input/output error (injected)"
     assert sorted(removal.errors) == [  # the order of a directory listing is the fs's
-        (str(secondary), "could not be removed completely"),
         (str(secondary / "custom.db"), reason),
         (str(secondary / "custom.db-wal"), reason),
     ]
 
-    # The primary's items are deleted, but its COMMITTED journal stays: the run is resumable.
+    # The primary's items are deleted but its config, which names the database's dir, and
+    # its COMMITTED journal stay: the run is resumable, and the next run finds the rest.
     primary = tree.staging(tree.state)
-    assert sorted(os.listdir(primary)) == [JOURNAL]
+    assert sorted(os.listdir(primary)) == [JOURNAL, "config.json"]
     assert read_journal(primary)["state"] == "committed"
     # The secondary still holds its items byte for byte, with its STAGING copy of the journal.
     assert sorted(os.listdir(secondary)) == sorted([JOURNAL, "custom.db", "custom.db-wal"])
     assert read_journal(secondary)["state"] == "staging"
     after = tree.tree()
-    for move in tree.moves[:2]:
+    for move in [*tree.moves[:3]]:
         rel = os.path.relpath
         assert after[rel(tree.staged(move), tree.root)] == before[rel(move.src, tree.root)]
     assert os.path.isdir(tree.state)
 
-    # Once the cause is gone, finishing from the journal on disk completes the run.
+    # Once the cause is gone, recovery reads the run from disk and completes it.
     fs.faults.clear()
-    journal = journal_io.read(fs, primary)
-    assert journal is not None
-    again = finish(fs, journal, stop=lambda: False)
-    assert (again.error_count, again.files) == (0, 2)
+    scope = Scope(tree.state, (tree.dbdir / "custom.db",), ())
+    recovered = recover(fs, scope, dry_run=False, stop=lambda: False)
+    assert [(r.action.value, r.items, r.leftovers) for r in recovered.runs] == [
+        ("finished", len(tree.moves), ())
+    ]
+    assert recovered.orphans == ()
     expected = without(before, tree.root, tree.removed)
     assert tree.tree() == expected, "\n".join(diff(expected, tree.tree()))

@@ -18,10 +18,9 @@ from memtomem.uninstall.fsops import FsOps
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from memtomem.uninstall.journal import Journal, Staged
     from memtomem.uninstall.outcome import Prepared
     from memtomem.uninstall.signals import Deferred
-    from memtomem.uninstall.transaction import StageFailed
+    from memtomem.uninstall.transaction import Staged, StageFailed
     from memtomem.uninstall.tree import Progress, Removal
 
 # The seam the test launcher swaps: every filesystem call goes through this object.
@@ -44,29 +43,30 @@ class _UninstallPartialError(UninstallError):
 
     @classmethod
     def rollback_failed(
-        cls, failure: StageFailed, home: Path, journal: Journal, unrestored: tuple[Staged, ...]
+        cls, failure: StageFailed, home: Path, stagings: list[Path], unrestored: tuple[Staged, ...]
     ) -> _UninstallPartialError:
-        return _RollbackFailed(failure, home, journal, unrestored)
+        return _RollbackFailed(failure, home, stagings, unrestored)
 
 
 class _RollbackFailed(_UninstallPartialError):
     """Undoing failed too: nothing is deleted; print where each item is and how to move it."""
 
     def __init__(
-        self, failure: StageFailed, home: Path, journal: Journal, unrestored: tuple[Staged, ...]
+        self, failure: StageFailed, home: Path, stagings: list[Path], unrestored: tuple[Staged, ...]
     ):
         cause = _failure_text(failure, home, restored=False)
+        if unrestored:
+            undone = f"putting everything back failed for {len(unrestored)} item(s)"
+        else:
+            undone = f"everything was put back, but {len(stagings)} staging dir(s) stayed"
         super().__init__(
-            failure,
-            home,
-            f"{cause}; putting everything back failed for {len(unrestored)} item(s). "
-            "Nothing was deleted: every byte is still on disk.",
+            failure, home, f"{cause}; {undone}. Nothing was deleted: every byte is still on disk."
         )
         from memtomem.uninstall.recipes import restore_commands
 
         self.exit_code = ExitCode.ROLLBACK_INCOMPLETE
         self.unrestored = unrestored
-        self.commands = restore_commands([s for _a, s in journal.stagings], unrestored)
+        self.commands = restore_commands(stagings, unrestored)
 
 
 def _failure_text(failure: StageFailed, home: Path, *, restored: bool = True) -> str:
@@ -107,17 +107,20 @@ def _delete_inventory(
     home = prepared.layout.home
     transaction = Transaction(fs, plan, interrupted=signals.pending)
     try:
-        transaction.stage()
-        transaction.mark_committed()
-    except StageFailed as failure:
-        unrestored = transaction.rollback()
-        if unrestored:
-            journal = transaction.journal
-            raise _UninstallPartialError.rollback_failed(
-                failure, home, journal, unrestored
-            ) from None
-        raise _UninstallPartialError(failure, home) from None
-    removal = transaction.commit(stop=signals.stopping, progress=progress)
+        try:
+            transaction.stage()
+            transaction.mark_committed()
+        except StageFailed as failure:
+            unrestored = transaction.rollback()
+            left = transaction.left()
+            if unrestored or left:
+                raise _UninstallPartialError.rollback_failed(
+                    failure, home, left, unrestored
+                ) from None
+            raise _UninstallPartialError(failure, home) from None
+        removal = transaction.commit(stop=signals.stopping, progress=progress)
+    finally:
+        transaction.close()
     if progress is not None:
         progress(removal.files, removal.bytes)  # the bar ends at the true total
     return removal

@@ -65,7 +65,7 @@ def _run(
         held.fds += hold_run_lock(fs, layout.home).fds
         with deferred() as signals:
             recovery = recover_interrupted(
-                fs, layout, dry_run=options.dry_run, stop=signals.stopping
+                fs, layout, env, dry_run=options.dry_run, stop=signals.stopping
             )
         stopped = recovery_failure(layout, recovery, signals.pending())
         if stopped is not None:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from memtomem.uninstall import jsonread
 from memtomem.uninstall.display import show
 from memtomem.uninstall.fsops import FsOps
 
 ENV_DB_PATH = "MEMTOMEM_STORAGE__SQLITE_PATH"
+MAX_CONFIG_BYTES = 16 << 20  # far above any real config; a larger file is ignored, with a warning
 
 
 def resolve_db_path(
@@ -43,26 +44,37 @@ def _fragments(fs: FsOps, directory: Path, home: Path, warnings: list[str]) -> l
 
 def _sqlite_path_in(fs: FsOps, file: Path, home: Path, warnings: list[str]) -> str | None:
     try:
-        raw = fs.read_bytes(file, follow=True)
+        raw = fs.read_bytes(file, MAX_CONFIG_BYTES + 1, follow=True)
     except FileNotFoundError:
         return None
     except OSError as exc:
         warnings.append(_fallback(file, home, exc.strerror or str(exc)))
         return None
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        reason = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else "not valid JSON"
-        warnings.append(_fallback(file, home, reason))
+        data = jsonread.loads(raw, limit=MAX_CONFIG_BYTES)
+    except jsonread.Unreadable as exc:
+        warnings.append(_fallback(file, home, exc.reason))
         return None
     storage = data.get("storage") if isinstance(data, dict) else None
     value = storage.get("sqlite_path") if isinstance(storage, dict) else None
     if value is None:
         return None
-    if not isinstance(value, str) or not value.strip() or "\x00" in value:
+    if not isinstance(value, str) or not value.strip() or not _is_path(value):
         warnings.append(_fallback(file, home, "storage.sqlite_path is not a path"))
         return None
     return value
+
+
+def _is_path(value: str) -> bool:
+    """Whether the OS can take `value` as a path: no NUL, and every character encodable
+    (a lone surrogate from a JSON escape is not, unless it stands for an undecodable byte)."""
+    if "\x00" in value:
+        return False
+    try:
+        os.fsencode(value)
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _fallback(file: Path, home: Path, reason: str) -> str:

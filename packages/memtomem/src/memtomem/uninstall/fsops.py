@@ -6,16 +6,35 @@ an exact operation; the shipped object does nothing extra.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import time
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Protocol, TypeVar
+from typing import NamedTuple, Protocol, TypeVar
 
 from memtomem.uninstall import system
 
 T = TypeVar("T")
 PathArg = str | os.PathLike[str]
+
+
+class At(NamedTuple):
+    """A directory held open: calls relative to `fd` name their target `path/name` in the
+    hooks and in errors, so a relative call reads like one by path."""
+
+    fd: int
+    path: str
+
+    def name(self, name: str) -> str:
+        return f"{self.path}/{name}"
+
+
+def _where(path: PathArg, at: At | None) -> tuple[str, str, int | None]:
+    """(the path to pass to os, the full path hooks and errors see, the dir fd)."""
+    p = os.fspath(path)
+    return (p, p, None) if at is None else (p, at.name(p), at.fd)
 
 
 class Listing(Protocol):
@@ -52,7 +71,12 @@ class FsOps:
 
     def _call(self, op: str, target: str, func: Callable[[], T]) -> T:
         self.before(op, target)
-        result = func()
+        try:
+            result = func()
+        except OSError as exc:
+            if isinstance(exc.filename, str) and exc.filename != target and " -> " not in target:
+                exc.filename = target  # a call relative to a dir fd names only the entry
+            raise
         self.after(op, target)
         return result
 
@@ -76,35 +100,51 @@ class FsOps:
                     raise
 
     # Reads.
-    def lstat(self, path: PathArg, *, dir_fd: int | None = None) -> os.stat_result:
-        p = os.fspath(path)
-        return self._call("lstat", p, lambda: os.lstat(p, dir_fd=dir_fd))
+    def lstat(self, path: PathArg, *, at: At | None = None) -> os.stat_result:
+        p, target, fd = _where(path, at)
+        return self._call("lstat", target, lambda: os.lstat(p, dir_fd=fd))
 
     def stat(self, path: PathArg) -> os.stat_result:
         """Follows links: only for locating directories named by the environment."""
         p = os.fspath(path)
         return self._call("stat", p, lambda: os.stat(p))
 
-    def scandir(self, path: PathArg | int) -> Listing:
-        target = str(path) if isinstance(path, int) else os.fspath(path)
-        arg: str | int = path if isinstance(path, int) else os.fspath(path)
-        return self._call("scandir", target, lambda: os.scandir(arg))
-
-    def read_bytes(self, path: PathArg, limit: int = 1 << 20, *, follow: bool = False) -> bytes:
-        """Up to `limit` bytes. `follow` reads through a link, as memtomem reads its config."""
+    def scandir(self, path: PathArg | At) -> Listing:
+        """List a directory by path, or one held open (`At`: listed through its descriptor)."""
+        if isinstance(path, At):
+            fd = path.fd
+            return self._call("scandir", path.path, lambda: os.scandir(fd))
         p = os.fspath(path)
+        return self._call("scandir", p, lambda: os.scandir(p))
+
+    def read_bytes(
+        self, path: PathArg, limit: int, *, follow: bool = False, at: At | None = None
+    ) -> bytes:
+        """Up to `limit` bytes of a regular file. `follow` reads through a link, as memtomem
+        reads its config; a FIFO or device is refused (EINVAL), never waited on."""
+        p, target, dir_fd = _where(path, at)
         flags = system.O_READ_PROBE | system.O_BINARY
         if follow:
             flags &= ~system.O_NOFOLLOW
 
         def read() -> bytes:
-            fd = os.open(p, flags)
+            fd = os.open(p, flags, dir_fd=dir_fd)
             try:
-                return os.read(fd, limit)
+                mode = os.fstat(fd).st_mode
+                if stat.S_ISDIR(mode):
+                    raise OSError(errno.EISDIR, os.strerror(errno.EISDIR), p)
+                if not stat.S_ISREG(mode):
+                    raise OSError(errno.EINVAL, "not a regular file", p)
+                chunks: list[bytes] = []
+                left = limit
+                while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+                    chunks.append(chunk)
+                    left -= len(chunk)
+                return b"".join(chunks)
             finally:
                 os.close(fd)
 
-        return self._call("read", p, read)
+        return self._call("read", target, read)
 
     def open_fd(self, path: PathArg, flags: int, mode: int = 0o644) -> int:
         """A raw descriptor, for lock files and probes. Never follows a final link."""
@@ -112,10 +152,11 @@ class FsOps:
         op = "create" if flags & os.O_CREAT else "open"
         return self._call(op, p, lambda: os.open(p, flags | system.O_NOFOLLOW, mode))
 
-    def open_dir(self, path: PathArg, *, dir_fd: int | None = None) -> int:
-        p = os.fspath(path)
+    def open_dir(self, path: PathArg, *, at: At | None = None) -> int:
+        """A directory's descriptor; never through a link (ELOOP or ENOTDIR instead)."""
+        p, target, fd = _where(path, at)
         flags = os.O_RDONLY | system.O_DIRECTORY | system.O_NOFOLLOW
-        return self._call("open", p, lambda: os.open(p, flags, dir_fd=dir_fd))
+        return self._call("open", target, lambda: os.open(p, flags, dir_fd=fd))
 
     def entry_lstat(self) -> Callable[[os.DirEntry[str]], os.stat_result]:
         """The function that lstats a directory entry (DirEntry caches the answer)."""
@@ -141,24 +182,27 @@ class FsOps:
         return self._call("getlk", os.fspath(path), lambda: system.posix_lock_at(fd, start, length))
 
     # Writes.
-    def replace(self, src: PathArg, dst: PathArg) -> None:
-        s, d = os.fspath(src), os.fspath(dst)
-        self._retrying("replace", f"{s} -> {d}", lambda: os.replace(s, d))
+    def replace(
+        self, src: PathArg, dst: PathArg, *, src_at: At | None = None, dst_at: At | None = None
+    ) -> None:
+        s, s_full, s_fd = _where(src, src_at)
+        d, d_full, d_fd = _where(dst, dst_at)
+        self._retrying(
+            "replace",
+            f"{s_full} -> {d_full}",
+            lambda: os.replace(s, d, src_dir_fd=s_fd, dst_dir_fd=d_fd),
+        )
 
-    def mkdir(self, path: PathArg, mode: int = 0o700) -> None:
-        p = os.fspath(path)
-        self._call("mkdir", p, lambda: os.mkdir(p, mode))
+    def mkdir(self, path: PathArg, mode: int = 0o700, *, at: At | None = None) -> None:
+        p, target, fd = _where(path, at)
+        self._call("mkdir", target, lambda: os.mkdir(p, mode, dir_fd=fd))
 
-    def chmod(self, path: PathArg, mode: int) -> None:
-        p = os.fspath(path)
-        self._call("chmod", p, lambda: os.chmod(p, mode, follow_symlinks=False))
+    def unlink(self, path: PathArg, *, at: At | None = None) -> None:
+        p, target, fd = _where(path, at)
+        self._retrying("unlink", target, lambda: os.unlink(p, dir_fd=fd))
 
-    def unlink(self, path: PathArg, *, dir_fd: int | None = None) -> None:
-        p = os.fspath(path)
-        self._retrying("unlink", p, lambda: os.unlink(p, dir_fd=dir_fd))
-
-    def unlink_names(self, names: list[str], dir_fd: int) -> list[tuple[str, OSError]]:
-        """Unlink each name in `dir_fd`; the failures, in order.
+    def unlink_names(self, names: list[str], at: At) -> list[tuple[str, OSError]]:
+        """Unlink each name in the directory `at`; the failures, in order.
 
         Without hooks, a first attempt calls os.unlink directly; whatever it could not
         remove goes through `unlink` (hooks and transient retries) like every other call."""
@@ -168,44 +212,50 @@ class FsOps:
             candidates = []
             for name in names:
                 try:
-                    unlink(name, dir_fd=dir_fd)
+                    unlink(name, dir_fd=at.fd)
                 except OSError:
                     candidates.append(name)
         failed: list[tuple[str, OSError]] = []
         for name in candidates:
             try:
-                self.unlink(name, dir_fd=dir_fd)
+                self.unlink(name, at=at)
             except OSError as exc:
                 failed.append((name, exc))
         return failed
 
-    def rmdir(self, path: PathArg, *, dir_fd: int | None = None) -> None:
-        p = os.fspath(path)
-        self._retrying("rmdir", p, lambda: os.rmdir(p, dir_fd=dir_fd))
+    def rmdir(self, path: PathArg, *, at: At | None = None) -> None:
+        p, target, fd = _where(path, at)
+        self._retrying("rmdir", target, lambda: os.rmdir(p, dir_fd=fd))
 
-    def write_file(self, path: PathArg, data: bytes, mode: int = 0o600) -> None:
+    def write_file(
+        self, path: PathArg, data: bytes, mode: int = 0o600, *, at: At | None = None
+    ) -> None:
         """Create `path` exclusively, write `data` and fsync it."""
-        p = os.fspath(path)
+        p, target, dir_fd = _where(path, at)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | system.O_NOFOLLOW | system.O_BINARY
-        fd = self._call("create", p, lambda: os.open(p, flags, mode))
+        fd = self._call("create", target, lambda: os.open(p, flags, mode, dir_fd=dir_fd))
         try:
-            self._call("write", p, lambda: _write_all(fd, data))
-            self._call("fsync", p, lambda: os.fsync(fd))
+            self._call("write", target, lambda: _write_all(fd, data))
+            self._call("fsync", target, lambda: os.fsync(fd))
         finally:
             os.close(fd)
 
-    def fsync_dir(self, path: PathArg) -> None:
-        """Make a directory's entries durable (a no-op where directories cannot be synced)."""
+    def fsync_dir(self, path: PathArg, *, fd: int | None = None) -> None:
+        """Make a directory's entries durable (a no-op where directories cannot be synced).
+        `fd`: the directory already held open at `path`."""
         if system.IS_WINDOWS:  # pragma: no cover
             return
         p = os.fspath(path)
 
         def sync() -> None:
-            fd = os.open(p, os.O_RDONLY | system.O_DIRECTORY)
-            try:
+            if fd is not None:
                 os.fsync(fd)
+                return
+            own = os.open(p, os.O_RDONLY | system.O_DIRECTORY | system.O_NOFOLLOW)
+            try:
+                os.fsync(own)
             finally:
-                os.close(fd)
+                os.close(own)
 
         self._call("fsync", p, sync)
 

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 
-from memtomem.uninstall import runtime, shares, system
+from memtomem.uninstall import runtime, shares, system, trust
 from memtomem.uninstall.display import show
 from memtomem.uninstall.errors import Refused
 from memtomem.uninstall.fsops import FsOps, stat_entry
 from memtomem.uninstall.groups import STAGING_PREFIX, Group, classify, is_database_name
 from memtomem.uninstall.layout import DEFAULT_DB_NAME, Layout
 from memtomem.uninstall.system import Mounts, is_mount
+from memtomem.uninstall.trust import PRIVATE, Trust
 
 
 class Role(Enum):
@@ -39,6 +40,7 @@ class Entry:
     bytes: int
     role: Role = Role.PLAIN
     mount: bool = False  # a mount point (a bind mount included): it cannot be moved
+    inside: Path | None = None  # a database file inside this entry of the state dir
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class Stray:
 class Anchor:
     path: Path
     dev: int
+    trust: Trust = PRIVATE
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class Inventory:
     entries: tuple[Entry, ...]
     unknown: tuple[Stray, ...]
     barrier: Path | None
+    notes: tuple[str, ...] = ()
 
 
 def kind_of(mode: int) -> str:
@@ -83,6 +87,7 @@ def scan(fs: FsOps, layout: Layout) -> Inventory:
     anchors: list[Anchor] = []
     entries: list[Entry] = []
     unknown: list[Stray] = []
+    notes: list[str] = []
     db_paths = (layout.db_path, layout.state_dir / DEFAULT_DB_NAME)
     state = _lstat(fs, layout.state_dir)
     if state is not None:
@@ -93,7 +98,7 @@ def scan(fs: FsOps, layout: Layout) -> Inventory:
                 "links. Remove or move it yourself.",
                 path=str(layout.state_dir),
             )
-        anchors.append(Anchor(layout.state_dir, state.st_dev))
+        anchors.append(Anchor(layout.state_dir, state.st_dev, trust.of_anchor(state)))
         with fs.scandir(layout.state_dir) as listing:
             entries_found = list(listing)
         mounts = system.mount_points_below([str(layout.state_dir)])
@@ -103,13 +108,13 @@ def scan(fs: FsOps, layout: Layout) -> Inventory:
             else:
                 unknown.append(Stray(found.path, kind_of(found.st.st_mode)))
     if layout.db_dir != layout.state_dir:
-        _scan_db_dir(fs, layout, anchors, entries)
+        _scan_db_dir(fs, layout, anchors, entries, notes)
     barrier = None
     for directory in layout.runtime_dirs:
         exists = _scan_runtime_dir(fs, layout, directory, anchors, entries)
         if exists and directory == layout.primary_runtime_dir:
             barrier = directory / "lifecycle.lock"
-    return Inventory(layout, tuple(anchors), tuple(entries), tuple(unknown), barrier)
+    return Inventory(layout, tuple(anchors), tuple(entries), tuple(unknown), barrier, tuple(notes))
 
 
 @dataclass(frozen=True)
@@ -182,6 +187,8 @@ def _lstat(fs: FsOps, path: Path) -> os.stat_result | None:
 
 
 def _check_database_path(fs: FsOps, layout: Layout) -> None:
+    if layout.db_dir == layout.state_dir and classify(layout.db_path.name, ()) is not None:
+        raise _bad_database(layout, "is one of memtomem's own files, not its database")
     try:
         st = _lstat(fs, layout.db_path)
     except OSError as exc:
@@ -206,16 +213,45 @@ def _bad_database(layout: Layout, problem: str) -> Refused:
     return Refused(f"{text} and run mm uninstall again.", path=str(layout.db_path))
 
 
-def _scan_db_dir(fs: FsOps, layout: Layout, anchors: list[Anchor], entries: list[Entry]) -> None:
+def _scan_db_dir(
+    fs: FsOps, layout: Layout, anchors: list[Anchor], entries: list[Entry], notes: list[str]
+) -> None:
+    """The database's own files in a directory of its own. In a sticky shared directory
+    (such as /tmp) only this user's files are the store's; the rest are left, with a note."""
     st = _lstat(fs, layout.db_dir)
     if st is None or not stat.S_ISDIR(st.st_mode):
         return
-    anchors.append(Anchor(layout.db_dir, st.st_dev))
+    where = trust.of_anchor(st)
+    anchors.append(Anchor(layout.db_dir, st.st_dev, where))
+    container = _container(layout, entries)
+    found = []
     with fs.scandir(layout.db_dir) as listing:
         for entry in listing:
-            if is_database_name(entry.name, layout.db_path):
-                found = _measured(fs, entry, layout.db_dir, Group.DATABASE)
-                entries.append(_as_entry(found))
+            if not is_database_name(entry.name, layout.db_path):
+                continue
+            measured = _measured(fs, entry, layout.db_dir, Group.DATABASE)
+            if where.shared and measured.st.st_uid != system.euid():
+                notes.append(
+                    f"left {show(measured.path, layout.home)}: it is owned by uid "
+                    f"{measured.st.st_uid}, not by you"
+                )
+                continue
+            found.append(replace(_as_entry(measured), inside=container))
+    entries.extend(found)
+    if container is not None:  # counted once: in the database's row, not also in its dir's
+        files, size = sum(e.files for e in found), sum(e.bytes for e in found)
+        at = next(i for i, e in enumerate(entries) if e.path == container)
+        outer = entries[at]
+        entries[at] = replace(outer, files=outer.files - files, bytes=outer.bytes - size)
+
+
+def _container(layout: Layout, entries: list[Entry]) -> Path | None:
+    """The entry of the state dir that the database's directory is inside, if it is ours."""
+    if not layout.db_dir.is_relative_to(layout.state_dir):
+        return None
+    top = layout.state_dir / layout.db_dir.relative_to(layout.state_dir).parts[0]
+    ours = next((e for e in entries if e.path == top and e.kind == "dir"), None)
+    return None if ours is None else ours.path
 
 
 def _scan_runtime_dir(
@@ -231,7 +267,7 @@ def _scan_runtime_dir(
             "private directory you own. Inspect it and remove it yourself.",
             path=str(directory),
         )
-    anchors.append(Anchor(directory, st.st_dev))
+    anchors.append(Anchor(directory, st.st_dev, trust.of_anchor(st)))
     digest = layout.store_digest
     roles = {f"server-{digest}.pid": Role.PID_FILE, "server.pid": Role.PID_FILE}
     roles["web.pid"] = Role.WEB_PID

@@ -1,21 +1,27 @@
-"""The durable record of one run: written before the first move, read by recovery."""
+"""The durable record of one run, one copy in each of its staging dirs.
+
+It holds no paths: recovery takes every directory from the current layout, so a journal
+can confirm a run and say how far it got, never point anywhere."""
 
 from __future__ import annotations
 
 import json
 import os
-import time
-from dataclasses import dataclass
+import re
+import secrets
+from dataclasses import dataclass, replace
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
-from memtomem.uninstall.fsops import FsOps
+from memtomem.uninstall import jsonread
+from memtomem.uninstall.fsops import At, FsOps
 
 FORMAT = "memtomem-uninstall-journal"
-VERSION = 1
+VERSION = 2
 JOURNAL_NAME = ".uninstall-journal.json"
 TEMP_NAME = JOURNAL_NAME + ".tmp"
+MAX_BYTES = 4096  # a journal is a few hundred bytes whatever the run moves
+_RUN_ID = re.compile(r"[0-9a-f]{16}")
 
 
 class State(Enum):
@@ -24,101 +30,86 @@ class State(Enum):
 
 
 @dataclass(frozen=True)
-class Staged:
-    group: str
-    src: Path
-    dst: Path
-
-
-@dataclass(frozen=True)
 class Journal:
-    """One run. Every staging dir holds a copy; only the primary's copy records COMMITTED."""
+    """One copy. `run` ties the copies of one run together; only the primary copy ever
+    records COMMITTED, so it alone decides whether recovery finishes or undoes the run."""
 
+    run: str
     pid: int
-    started: float
     state: State
-    primary: Path
-    stagings: tuple[tuple[Path, Path], ...]
-    moves: tuple[Staged, ...]
-    keep_config: bool
-    keep_data: bool
-    state_dir: Path | None
-
-    def to_bytes(self) -> bytes:
-        doc: dict[str, Any] = {
-            "format": FORMAT,
-            "version": VERSION,
-            "pid": self.pid,
-            "started": self.started,
-            "state": self.state.value,
-            "primary": str(self.primary),
-            "stagings": [{"anchor": str(a), "staging": str(s)} for a, s in self.stagings],
-            "moves": [{"group": m.group, "src": str(m.src), "dst": str(m.dst)} for m in self.moves],
-            "flags": {"keep_config": self.keep_config, "keep_data": self.keep_data},
-            "remove_state_dir": None if self.state_dir is None else str(self.state_dir),
-        }
-        return json.dumps(doc, ensure_ascii=True, indent=1).encode("ascii")
+    primary: bool
+    remove_state_dir: bool
+    items: int  # how many items the run stages, in all its staging dirs: for the report
 
     @classmethod
-    def from_bytes(cls, raw: bytes) -> Journal:
-        doc = json.loads(raw.decode("ascii"))
-        if doc.get("format") != FORMAT or doc.get("version") != VERSION:
-            raise ValueError("not a journal of a known format")
-        removal = doc["remove_state_dir"]
-        return cls(
-            pid=int(doc["pid"]),
-            started=float(doc["started"]),
-            state=State(doc["state"]),
-            primary=Path(doc["primary"]),
-            stagings=tuple((Path(s["anchor"]), Path(s["staging"])) for s in doc["stagings"]),
-            moves=tuple(Staged(m["group"], Path(m["src"]), Path(m["dst"])) for m in doc["moves"]),
-            keep_config=bool(doc["flags"]["keep_config"]),
-            keep_data=bool(doc["flags"]["keep_data"]),
-            state_dir=None if removal is None else Path(removal),
-        )
+    def new(cls, *, items: int, remove_state_dir: bool) -> Journal:
+        run = secrets.token_hex(8)
+        return cls(run, os.getpid(), State.STAGING, True, remove_state_dir, items)
+
+    def copy_for(self, *, primary: bool) -> Journal:
+        return replace(self, primary=primary)
 
     def committed(self) -> Journal:
-        return Journal(**{**self.__dict__, "state": State.COMMITTED})
+        return replace(self, state=State.COMMITTED)
+
+    def to_bytes(self) -> bytes:
+        doc = {
+            "format": FORMAT,
+            "version": VERSION,
+            "run": self.run,
+            "pid": self.pid,
+            "state": self.state.value,
+            "primary": self.primary,
+            "remove_state_dir": self.remove_state_dir,
+            "items": self.items,
+        }
+        return json.dumps(doc, indent=1).encode("ascii")
 
     @classmethod
-    def new(
-        cls,
-        primary: Path,
-        stagings: tuple[tuple[Path, Path], ...],
-        moves: tuple[Staged, ...],
-        *,
-        keep_config: bool,
-        keep_data: bool,
-        state_dir: Path | None,
-    ) -> Journal:
-        return cls(
-            os.getpid(),
-            time.time(),
-            State.STAGING,
-            primary,
-            stagings,
-            moves,
-            keep_config,
-            keep_data,
-            state_dir,
-        )
+    def from_bytes(cls, raw: bytes) -> Journal | None:
+        """The journal in `raw`, or None for anything else (any bytes, any JSON)."""
+        try:
+            doc = jsonread.loads(raw, limit=MAX_BYTES)
+        except jsonread.Unreadable:
+            return None
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            return None
+        run, pid, state = doc.get("run"), doc.get("pid"), doc.get("state")
+        primary, remove, items = doc.get("primary"), doc.get("remove_state_dir"), doc.get("items")
+        if (
+            not _is_int(doc.get("version"), VERSION, VERSION)
+            or not (isinstance(run, str) and _RUN_ID.fullmatch(run))
+            or not _is_int(pid, 1, 2**31 - 1)
+            or state not in ("staging", "committed")
+            or not isinstance(primary, bool)
+            or not isinstance(remove, bool)
+            or not _is_int(items, 0, 2**31 - 1)
+        ):
+            return None
+        assert isinstance(pid, int) and isinstance(run, str) and isinstance(state, str)
+        assert isinstance(items, int)
+        return cls(run, pid, State(state), primary, remove, items)
 
 
-def write(fs: FsOps, staging: Path, journal: Journal) -> None:
+def _is_int(value: Any, low: int, high: int) -> bool:
+    return type(value) is int and low <= value <= high
+
+
+def write(fs: FsOps, staging: At, journal: Journal) -> None:
     """Durably (re)write the journal in `staging`: temp file, fsync, rename, fsync dir."""
-    temp = staging / TEMP_NAME
     try:
-        fs.unlink(temp)
+        fs.unlink(TEMP_NAME, at=staging)
     except FileNotFoundError:
         pass
-    fs.write_file(temp, journal.to_bytes())
-    fs.replace(temp, staging / JOURNAL_NAME)
-    fs.fsync_dir(staging)
+    fs.write_file(TEMP_NAME, journal.to_bytes(), at=staging)
+    fs.replace(TEMP_NAME, JOURNAL_NAME, src_at=staging, dst_at=staging)
+    fs.fsync_dir(staging.path, fd=staging.fd)
 
 
-def read(fs: FsOps, staging: Path) -> Journal | None:
-    """The journal in `staging`, or None when it is missing or unreadable."""
+def read(fs: FsOps, staging: At) -> Journal | None:
+    """The journal in `staging`, or None when it is missing, not a regular file or not one."""
     try:
-        return Journal.from_bytes(fs.read_bytes(staging / JOURNAL_NAME))
-    except (OSError, ValueError, KeyError, TypeError):
+        raw = fs.read_bytes(JOURNAL_NAME, MAX_BYTES + 1, at=staging)
+    except OSError:
         return None
+    return Journal.from_bytes(raw)

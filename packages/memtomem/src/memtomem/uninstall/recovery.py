@@ -1,28 +1,55 @@
 """Recovery: finish or undo runs that a crash, a kill or a power cut interrupted.
 
-Runs before anything else. A run that had not committed is rolled back; a committed
-one is rolled forward. A staging dir without a readable journal is never deleted.
+Runs before anything else. Every directory it may act in comes from the current layout
+(the Scope); what it finds there is acted on only when provably this user's run: a real
+staging dir owned by the user, mode 0700, in a directory others cannot change (or, in a
+sticky shared one, the user's own entry), holding a journal of that run, and only on items
+the plan could have staged there. A run whose primary journal says COMMITTED is finished;
+any other is put back. Everything else is an orphan: reported, never touched.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 import stat
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 
 from memtomem.uninstall import journal as journal_io
-from memtomem.uninstall.fsops import FsOps
-from memtomem.uninstall.groups import STAGING_PREFIX
-from memtomem.uninstall.journal import JOURNAL_NAME, TEMP_NAME, Journal, Staged, State
-from memtomem.uninstall.transaction import Stop, finish, restore
+from memtomem.uninstall import system, trust
+from memtomem.uninstall.fsops import At, FsOps
+from memtomem.uninstall.groups import STAGING_PREFIX, classify, is_database_name
+from memtomem.uninstall.journal import JOURNAL_NAME, TEMP_NAME, Journal, State
+from memtomem.uninstall.layout import DEFAULT_DB_NAME, path_digest
+from memtomem.uninstall.transaction import (
+    SCAFFOLDS,
+    Staged,
+    Staging,
+    Stop,
+    finish,
+    put_back,
+    release,
+)
+
+_STAGING = re.compile(re.escape(STAGING_PREFIX) + r"([1-9][0-9]{0,9})")
+_RECORD = (JOURNAL_NAME, TEMP_NAME)
 
 
 class Action(Enum):
     ROLLED_BACK = "rolled-back"
     FINISHED = "finished"
     CLEANED = "cleaned"
+
+
+class Why(Enum):
+    """Why a staging-named entry was left untouched."""
+
+    NO_RECORD = "no-record"  # no journal of a run of this user's
+    FOREIGN = "foreign"  # another user's
+    BUSY = "busy"  # a live mm uninstall holds it
 
 
 @dataclass(frozen=True)
@@ -39,11 +66,13 @@ class RecoveredRun:
 
 @dataclass(frozen=True)
 class Orphan:
-    """A staging-named entry whose origin is unknown: reported with what to do."""
+    """A staging-named entry recovery does not act on: reported, with what to do."""
 
     path: Path
     anchor: Path
     kind: str
+    why: Why = Why.NO_RECORD
+    detail: str = ""  # the owner's uid, or the live run's pid
 
 
 @dataclass(frozen=True)
@@ -61,120 +90,293 @@ class Recovery:
         return tuple(item for r in self.runs for item in r.leftovers)
 
 
+@dataclass(frozen=True)
+class Scope:
+    """Where recovery may look and what it may move: derived from the layout and config."""
+
+    state_dir: Path
+    db_paths: tuple[Path, ...]
+    runtime_dirs: tuple[Path, ...]
+
+    @property
+    def anchors(self) -> tuple[Path, ...]:
+        dirs = [self.state_dir, *(db.parent for db in self.db_paths), *self.runtime_dirs]
+        return tuple(dict.fromkeys(dirs))
+
+    def stageable(self, anchor: Path, rel: str) -> bool:
+        """Whether a run could have staged `rel` from `anchor`: one of memtomem's names."""
+        parts = rel.split("/")
+        if any(part in ("", ".", "..") for part in parts):
+            return False
+        name = parts[-1]
+        databases = (*self.db_paths, self.state_dir / DEFAULT_DB_NAME)
+        if len(parts) == 1 and anchor == self.state_dir and classify(name, databases):
+            return True
+        if len(parts) == 1 and any(
+            db.parent == anchor and is_database_name(name, db) for db in self.db_paths
+        ):
+            return True
+        if anchor not in self.runtime_dirs:
+            return False
+        if len(parts) == 2:
+            return parts[0] in SCAFFOLDS and name.endswith(".lock")
+        pid_files = {f"server-{path_digest(db)}.pid" for db in self.db_paths}
+        return name in pid_files or name in ("server.pid", "web.pid")
+
+
+@dataclass
+class _Member:
+    staging: Staging
+    journal: Journal | None  # None: an empty dir of the run, made before its journal was
+
+
 @dataclass
 class _Found:
-    runs: dict[Path, Journal] = field(default_factory=dict)
-    empty: list[Path] = field(default_factory=list)
+    members: dict[tuple[int, str], list[_Member]] = field(default_factory=dict)
+    empty: list[Staging] = field(default_factory=list)
     orphans: list[Orphan] = field(default_factory=list)
 
+    def close(self) -> None:
+        for group in self.members.values():
+            for member in group:
+                member.staging.close()
+        for staging in self.empty:
+            staging.close()
 
-def recover(fs: FsOps, anchors: Iterable[Path], *, dry_run: bool, stop: Stop) -> Recovery:
-    found = _find(fs, anchors)
-    runs: list[RecoveredRun] = []
-    for primary, journal in found.runs.items():
-        committed = journal.state is State.COMMITTED
-        action = Action.FINISHED if committed else Action.ROLLED_BACK
-        stagings = tuple(s for _a, s in journal.stagings)
-        run = RecoveredRun(primary, journal.pid, action, len(journal.moves), stagings=stagings)
-        if dry_run:
-            pass
-        elif committed:
-            removal = finish(fs, journal, stop=stop)
-            run = replace(run, leftovers=tuple(removal.errors), stopped=removal.stopped)
-        else:
-            run = replace(run, unrestored=restore(fs, journal))
-        runs.append(run)
-    for staging in found.empty:
-        if not dry_run:
-            for name in (TEMP_NAME,):
-                try:
-                    fs.unlink(staging / name)
-                except FileNotFoundError:
-                    pass
-            try:
-                fs.rmdir(staging)
-            except OSError:
-                found.orphans.append(Orphan(staging, staging.parent, "dir"))
-                continue
-        runs.append(RecoveredRun(staging, 0, Action.CLEANED, 0))
+
+def recover(fs: FsOps, scope: Scope, *, dry_run: bool, stop: Stop) -> Recovery:
+    found = _find(fs, scope)
+    _adopt_empty(found)
+    try:
+        runs = [_settle(fs, scope, group, dry_run, stop, found) for group in found.members.values()]
+        for staging in found.empty:
+            if dry_run or release(fs, staging):
+                runs.append(RecoveredRun(staging.path, 0, Action.CLEANED, 0))
+            else:
+                found.orphans.append(Orphan(staging.path, staging.anchor, "dir"))
+    finally:
+        found.close()
     return Recovery(tuple(runs), tuple(found.orphans), dry_run)
 
 
-def _find(fs: FsOps, anchors: Iterable[Path]) -> _Found:
+def _settle(
+    fs: FsOps,
+    scope: Scope,
+    group: list[_Member],
+    dry_run: bool,
+    stop: Stop,
+    found: _Found,
+) -> RecoveredRun:
+    """Finish the run if its one primary journal says COMMITTED; otherwise put it back."""
+    journals = [m.journal for m in group if m.journal is not None]
+    primaries = [j for j in journals if j.primary]
+    primary = primaries[0] if len(primaries) == 1 else None
+    committed = primary is not None and primary.state is State.COMMITTED
+    stagings = [m.staging for m in group]
+    for staging in stagings:
+        staging.items = _items(fs, scope, staging)
+    shown = next((m.staging.path for m in group if m.staging.primary), group[0].staging.path)
+    action = Action.FINISHED if committed else Action.ROLLED_BACK
+    run = RecoveredRun(
+        shown,
+        journals[0].pid,
+        action,
+        (primary or journals[0]).items,
+        stagings=tuple(s.path for s in stagings),
+    )
+    if dry_run:
+        return run
+    if committed:
+        assert primary is not None
+        state_dir = scope.state_dir if primary.remove_state_dir else None
+        removal = finish(fs, stagings, state_dir, stop=stop)
+        run = replace(run, leftovers=tuple(removal.errors), stopped=removal.stopped)
+    else:
+        run = replace(run, unrestored=put_back(fs, stagings))
+    for staging in stagings:  # what no run put there keeps its dir: an orphan from now on
+        if not run.stopped and not run.leftovers and not run.unrestored and _exists(fs, staging):
+            found.orphans.append(Orphan(staging.path, staging.anchor, "dir"))
+    return run
+
+
+def _adopt_empty(found: _Found) -> None:
+    """An empty staging dir named for the pid of a run found with a journal is that run's:
+    made before its journal was written. It goes with the run (it holds nothing to act on)."""
+    pids = {key[0]: key for key in found.members}
+    for staging in list(found.empty):
+        key = pids.get(int(staging.name[len(STAGING_PREFIX) :]))
+        if key is not None:
+            found.members[key].append(_Member(staging, None))
+            found.empty.remove(staging)
+
+
+def _items(fs: FsOps, scope: Scope, staging: Staging) -> list[str]:
+    """What the staging dir holds that the run could have staged, in the order it stages."""
+    items: list[str] = []
+    for name in _names(fs, staging.at):
+        if name in _RECORD:
+            continue
+        if scope.stageable(staging.anchor, name):
+            items.append(name)
+        elif name in SCAFFOLDS and staging.anchor in scope.runtime_dirs:
+            items += [f"{name}/{sub}" for sub in _scaffold(fs, staging, name)]
+    return items
+
+
+def _scaffold(fs: FsOps, staging: Staging, name: str) -> list[str]:
+    """The sentinel files in a runtime scaffold of a staging dir (never a dir or a link's
+    target: lstat only)."""
+    try:
+        fd = fs.open_dir(name, at=staging.at)
+    except OSError:
+        return []
+    try:
+        at = At(fd, staging.at.name(name))
+        return [sub for sub in _names(fs, at) if sub.endswith(".lock") and not _is_dir(fs, sub, at)]
+    finally:
+        os.close(fd)
+
+
+def _find(fs: FsOps, scope: Scope) -> _Found:
     found = _Found()
-    for anchor in dict.fromkeys(anchors):
-        for staging, mode in _staging_entries(fs, anchor):
-            if not stat.S_ISDIR(mode):
-                kind = "link" if stat.S_ISLNK(mode) else "file"
-                found.orphans.append(Orphan(staging, anchor, kind))
+    seen: set[tuple[int, int]] = set()
+    for anchor in scope.anchors:
+        try:
+            anchor_fd = fs.open_dir(anchor)
+        except OSError:
+            continue
+        try:
+            st = os.fstat(anchor_fd)
+            if (st.st_dev, st.st_ino) in seen:
                 continue
-            journal = journal_io.read(fs, staging)
-            if journal is not None and not _plausible(journal, staging):
-                found.orphans.append(Orphan(staging, anchor, "dir"))
-                continue
-            if journal is None:
-                if _only_journal_temp(fs, staging):
-                    found.empty.append(staging)
-                else:
-                    found.orphans.append(Orphan(staging, anchor, "dir"))
-                continue
-            authoritative = journal
-            if journal.primary != staging:
-                primary = journal_io.read(fs, journal.primary)
-                authoritative = primary if primary is not None else journal
-            found.runs.setdefault(journal.primary, authoritative)
-    for journal in found.runs.values():
-        listed = {s for _a, s in journal.stagings}
-        found.empty = [p for p in found.empty if p not in listed]
+            seen.add((st.st_dev, st.st_ino))
+            _find_in(fs, anchor, anchor_fd, trust.of_anchor(st), found)
+        finally:
+            os.close(anchor_fd)
     return found
 
 
-def _plausible(journal: Journal, found_at: Path) -> bool:
-    """A journal is obeyed only if it speaks of staging dirs of its own run and moves
-    between each anchor and its staging dir, name for name: a forged or foreign record
-    could otherwise steer deletes and moves anywhere."""
-    stagings = dict(journal.stagings)
-    name = f"{STAGING_PREFIX}{journal.pid}"
-    if any(staging != anchor / name for anchor, staging in stagings.items()):
-        return False
-    if found_at not in stagings.values() or journal.primary not in stagings.values():
-        return False
-    if journal.state_dir is not None and journal.state_dir.name != ".memtomem":
-        return False  # the only directory a journal may ask to remove is a state dir
-    return all(
-        any(
-            m.src.is_relative_to(anchor)
-            and m.dst.is_relative_to(staging)
-            and m.src.relative_to(anchor) == m.dst.relative_to(staging)
-            for anchor, staging in stagings.items()
-        )
-        for m in journal.moves
-    )
+def _find_in(fs: FsOps, anchor: Path, anchor_fd: int, where: trust.Trust, found: _Found) -> None:
+    at = At(anchor_fd, str(anchor))
+    for name in sorted(n for n in _names(fs, at) if n.startswith(STAGING_PREFIX)):
+        path = anchor / name
+        try:
+            st = fs.lstat(name, at=at)
+        except OSError:
+            continue
+        kind = _kind(st.st_mode)
+        if not system.IS_WINDOWS and st.st_uid != system.euid():
+            found.orphans.append(Orphan(path, anchor, kind, Why.FOREIGN, str(st.st_uid)))
+            continue
+        number = _STAGING.fullmatch(name)
+        if where.problem or trust.of_staging(st) or number is None:
+            found.orphans.append(Orphan(path, anchor, kind))
+            continue
+        staging = _open(fs, anchor, anchor_fd, name, st)
+        if staging is None:
+            found.orphans.append(Orphan(path, anchor, kind))
+            continue
+        holder = _live_holder(fs, staging)
+        if holder is not None:
+            staging.close()
+            found.orphans.append(Orphan(path, anchor, kind, Why.BUSY, holder))
+            continue
+        journal = journal_io.read(fs, staging.at)
+        if journal is not None and journal.pid == int(number.group(1)):
+            staging.primary = journal.primary
+            key = (journal.pid, journal.run)
+            found.members.setdefault(key, []).append(_Member(staging, journal))
+        elif all(n == TEMP_NAME for n in _names(fs, staging.at)):
+            found.empty.append(staging)
+        else:
+            staging.close()
+            found.orphans.append(Orphan(path, anchor, kind))
 
 
-def _staging_entries(fs: FsOps, anchor: Path) -> list[tuple[Path, int]]:
+def _open(fs: FsOps, anchor: Path, anchor_fd: int, name: str, st: os.stat_result) -> Staging | None:
+    """Open a staging dir and its anchor for a run's work, and check that what was opened is
+    what was examined (no swap in between)."""
     try:
-        if not stat.S_ISDIR(fs.lstat(anchor).st_mode):
+        fd = fs.open_dir(name, at=At(anchor_fd, str(anchor)))
+    except OSError:
+        return None
+    try:
+        opened = os.fstat(fd)
+        own = os.dup(anchor_fd)
+    except OSError:
+        os.close(fd)
+        return None
+    staging = Staging(anchor, name, own, fd, False, [])
+    if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino) or trust.of_staging(opened):
+        staging.close()
+        return None
+    return staging
+
+
+def _live_holder(fs: FsOps, staging: Staging) -> str | None:
+    """A running mm uninstall keeps its staging dirs flocked: the pid (or "") when one holds
+    this one; None when it is free, and now locked by this run until closed."""
+    try:
+        if fs.try_flock(staging.fd, staging.path, exclusive=True):
+            return None
+    except OSError as exc:
+        if exc.errno in system.NO_FLOCK:
+            return None  # no flock here: nothing to tell a live run by
+        return ""  # cannot tell: left alone
+    with contextlib.suppress(OSError):
+        pid = system.flock_holder(os.fstat(staging.fd))
+        return "" if pid is None else str(pid)
+    return ""
+
+
+def _names(fs: FsOps, at: At) -> list[str]:
+    try:
+        with fs.scandir(at) as listing:
+            return [entry.name for entry in listing]
+    except OSError:
+        return []
+
+
+def _is_dir(fs: FsOps, name: str, at: At) -> bool:
+    try:
+        return stat.S_ISDIR(fs.lstat(name, at=at).st_mode)
+    except OSError:
+        return True  # not examinable: not acted on
+
+
+def _exists(fs: FsOps, staging: Staging) -> bool:
+    try:
+        fs.lstat(staging.name, at=staging.anchor_at)
+    except OSError:
+        return False
+    return True
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "dir"
+    return "link" if stat.S_ISLNK(mode) else "file"
+
+
+def own_stagings(fs: FsOps, directory: Path) -> list[Path]:
+    """The staging dirs in `directory` that pass the checks a run's must (before any is
+    opened): what recovery reads a staged config from."""
+    try:
+        if trust.of_anchor(fs.lstat(directory)).problem is not None:
             return []
-        with fs.scandir(anchor) as listing:
-            names = [e.name for e in listing if e.name.startswith(STAGING_PREFIX)]
+        with fs.scandir(directory) as listing:
+            names = sorted(e.name for e in listing if _STAGING.fullmatch(e.name))
     except OSError:
         return []
     out = []
-    for name in sorted(names):
+    for name in names:
         try:
-            out.append((anchor / name, fs.lstat(anchor / name).st_mode))
+            st = fs.lstat(directory / name)
         except OSError:
             continue
+        if trust.of_staging(st) is None:
+            out.append(directory / name)
     return out
 
 
-def _only_journal_temp(fs: FsOps, staging: Path) -> bool:
-    try:
-        with fs.scandir(staging) as listing:
-            return all(e.name == TEMP_NAME for e in listing)
-    except OSError:
-        return False
-
-
-__all__ = ["JOURNAL_NAME", "Action", "Orphan", "RecoveredRun", "Recovery", "recover"]
+__all__ = ["JOURNAL_NAME", "Action", "Orphan", "RecoveredRun", "Recovery", "Scope", "recover"]

@@ -86,6 +86,7 @@ def text(outcome: Outcome) -> str:
         lines.append("Not restored (nothing was deleted; every byte is still on disk):")
         for now, belongs in outcome.unrestored:
             lines.append(f"  {show(now, home)}  belongs at  {show(belongs, home)}")
+    if outcome.restore:
         lines.append("To put everything back, run:")
         lines += [f"  {command}" for command in outcome.restore]
     return "\n".join(lines) + "\n"

@@ -29,11 +29,10 @@ def candidates(fs: FsOps, env: Mapping[str, str]) -> tuple[Path, ...]:
         found.append(Path(xdg) / "memtomem")
     found.append(Path(_tempdir(fs, env)) / f"memtomem-{uid}")
     found.append(Path(f"/run/user/{uid}/memtomem"))
-    unique: list[Path] = []
-    for path in found:
-        if path not in unique:
-            unique.append(path)
-    return tuple(unique)
+    unique: dict[str, Path] = {}
+    for path in found:  # one directory, one candidate, however the environment spelled it
+        unique.setdefault(os.path.join(os.path.realpath(path.parent), path.name), path)
+    return tuple(unique.values())
 
 
 def _tempdir(fs: FsOps, env: Mapping[str, str]) -> str:

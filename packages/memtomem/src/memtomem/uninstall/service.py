@@ -5,17 +5,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from memtomem.uninstall import integrations, probes, runtime
+from memtomem.uninstall import config, integrations, probes, runtime
 from memtomem.uninstall.display import show
 from memtomem.uninstall.errors import ExitCode, Refused
 from memtomem.uninstall.fsops import FsOps
 from memtomem.uninstall.inventory import scan
-from memtomem.uninstall.layout import Layout
+from memtomem.uninstall.layout import DEFAULT_DB_NAME, Layout, spelled_through
 from memtomem.uninstall.locks import Held, hold_barrier
 from memtomem.uninstall.outcome import Outcome, Prepared, Status
 from memtomem.uninstall.plan import build_plan
 from memtomem.uninstall.recipes import restore_commands
-from memtomem.uninstall.recovery import Recovery, recover
+from memtomem.uninstall.recovery import Recovery, Scope, own_stagings, recover
 from memtomem.uninstall.transaction import Stop, staging_name
 
 
@@ -27,18 +27,26 @@ class Options:
     dry_run: bool = False
 
 
-def recover_interrupted(fs: FsOps, layout: Layout, *, dry_run: bool, stop: Stop) -> Recovery:
-    """Recover in the state dir, the DB's dir and every trusted runtime dir. A journal in a
-    runtime dir someone else could have made is never read."""
-    anchors = [layout.state_dir, layout.db_dir]
+def recover_interrupted(
+    fs: FsOps, layout: Layout, env: Mapping[str, str], *, dry_run: bool, stop: Stop
+) -> Recovery:
+    """Recover in the state dir, the DB's dir and every trusted runtime dir: the directories
+    this layout names, and the DB's dir that a config staged by an interrupted run names."""
+    db_paths = [layout.db_path]
+    for staging in own_stagings(fs, layout.state_dir):
+        path, _source, _warnings = config.resolve_db_path(
+            fs, staging, layout.state_dir / DEFAULT_DB_NAME, layout.home, layout.cwd, env
+        )
+        db_paths.append(spelled_through(path, (layout.state_dir, *layout.runtime_dirs)))
+    trusted = []
     for directory in layout.runtime_dirs:
         try:
-            trusted = runtime.distrust(fs.lstat(directory)) is None
+            if runtime.distrust(fs.lstat(directory)) is None:
+                trusted.append(directory)
         except OSError:
             continue
-        if trusted:
-            anchors.append(directory)
-    return recover(fs, anchors, dry_run=dry_run, stop=stop)
+    scope = Scope(layout.state_dir, tuple(dict.fromkeys(db_paths)), tuple(trusted))
+    return recover(fs, scope, dry_run=dry_run, stop=stop)
 
 
 def recovery_failure(layout: Layout, recovery: Recovery, signal: int | None) -> Outcome | None:

@@ -182,8 +182,11 @@ def _count_share(
     return True
 
 
+Root = tuple[int, str, str]  # a staging dir held open, its path, and an item's path in it
+
+
 def delete_shares(
-    roots: list[str],
+    roots: list[Root],
     removal: Removal,
     *,
     stop: Callable[[], bool],
@@ -264,7 +267,7 @@ def _stop_helper(pid: int, read_end: int, helper: list[int]) -> None:
 
 
 def _helper(
-    roots: list[str],
+    roots: list[Root],
     read_end: int,
     write_end: int,
     *,
@@ -361,7 +364,7 @@ def _owner(name: str) -> int:
 
 
 def _unlink_share(
-    roots: list[str],
+    roots: list[Root],
     me: int,
     out: Removal,
     *,
@@ -372,31 +375,53 @@ def _unlink_share(
 ) -> None:
     """Unlink the non-directories that are `me`'s share: the helper first takes the roots
     that are single files (the database among them, often the dearest unlink of all), then
-    both walk every root that is a directory."""
+    both walk every root that is a directory. Roots are reached from their staging dir's
+    descriptor, never through a link."""
 
     def visit(fd: int, rel: str, subdirs: list[str]) -> bool:
         _clear(fd, rel, me, subdirs, out, stop, report, sizes)
         return not out.stopped
 
     trees = []
-    for root in roots:
+    opened: list[int] = []
+    try:
+        for staging_fd, _path, rel in roots:
+            *parents, name = rel.split("/")
+            parent = _open_below(staging_fd, parents, opened)
+            if parent is None:
+                continue
+            try:
+                st = os.lstat(name, dir_fd=parent)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                trees.append((parent, name, st.st_dev))
+            elif me == _ROOT_FILES_SIDE:
+                _unlink_root(parent, name, st, out, sizes)
+        for parent, name, device in trees:
+            if not _walk((parent, name), device, visit, mounts):
+                return
+    finally:
+        for fd in opened:
+            os.close(fd)
+
+
+def _open_below(fd: int, parts: list[str], opened: list[int]) -> int | None:
+    """The directory `parts` below `fd`, without following links; None if it cannot be
+    opened (the sequential pass then reports the item)."""
+    for part in parts:
         try:
-            st = os.lstat(root)
+            fd = os.open(part, _DIR_FLAGS, dir_fd=fd)
         except OSError:
-            continue
-        if stat.S_ISDIR(st.st_mode):
-            trees.append((root, st.st_dev))
-        elif me == _ROOT_FILES_SIDE:
-            _unlink_root(root, st, out, sizes)
-    for root, device in trees:
-        if not _walk(root, device, visit, mounts):
-            return
+            return None
+        opened.append(fd)
+    return fd
 
 
-def _unlink_root(root: str, st: os.stat_result, out: Removal, sizes: bool) -> None:
+def _unlink_root(parent: int, name: str, st: os.stat_result, out: Removal, sizes: bool) -> None:
     """Unlink a root that is not a directory (a link itself, never its target)."""
     try:
-        os.unlink(root)
+        os.unlink(name, dir_fd=parent)
     except OSError:
         return  # the sequential pass retries and reports it
     out.files += 1
@@ -406,14 +431,17 @@ def _unlink_root(root: str, st: os.stat_result, out: Removal, sizes: bool) -> No
 Visit = Callable[[int, str, list[str]], bool]
 
 
-def _walk(root: str, device: int, visit: Visit, mounts: Mounts = frozenset()) -> bool:
+def _walk(
+    root: str | tuple[int, str], device: int, visit: Visit, mounts: Mounts = frozenset()
+) -> bool:
     """Call visit(fd, relative path, subdirs) for each directory of the tree at `root`, depth
     first, directory-fd-relative, never through a link, into another filesystem or into a
     mount point in `mounts`; `visit` adds the names of the subdirectories to enter. False
     when a visit asked to stop."""
     stack: list[tuple[int, str, list[str]]] = []
     try:
-        if not _enter(stack, root, None, "", (device, mounts), visit):
+        parent, name = (None, root) if isinstance(root, str) else root
+        if not _enter(stack, name, parent, "", (device, mounts), visit):
             return False
         while stack:
             parent, rel, subdirs = stack[-1]

@@ -64,6 +64,11 @@ def try_flock(fd: int, *, exclusive: bool) -> bool:
     return True
 
 
+NO_FLOCK = frozenset(
+    code for code in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS) if code is not None
+)  # what flock fails with on a filesystem without it
+
+
 def flock_held(fd: int) -> bool:
     """Whether another open file description holds a flock on `fd`'s file.
 

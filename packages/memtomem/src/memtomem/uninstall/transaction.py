@@ -1,8 +1,9 @@
 """Stage, commit, rollback: the journaled move of a plan into per-anchor staging dirs.
 
-`restore` and `finish` are the two ways a run ends (back, or forward); recovery calls
-them too, with a journal read from disk. Both check where each item is, so they are
-idempotent and safe to repeat after a crash.
+`put_back` and `finish` are the two ways a run ends (back, or forward); recovery calls them
+too, for a run it found on disk. Every move and delete is relative to a directory held open
+without following links, and both check where each item is, so they are idempotent and safe
+to repeat after a crash.
 """
 
 from __future__ import annotations
@@ -10,19 +11,24 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from memtomem.uninstall import journal as journal_io
 from memtomem.uninstall import shares, system
-from memtomem.uninstall.fsops import FsOps
+from memtomem.uninstall.fsops import At, FsOps
 from memtomem.uninstall.groups import STAGING_PREFIX
-from memtomem.uninstall.journal import JOURNAL_NAME, TEMP_NAME, Journal, Staged, State
+from memtomem.uninstall.journal import JOURNAL_NAME, TEMP_NAME, Journal, State
 from memtomem.uninstall.plan import Plan
 from memtomem.uninstall.system import Mounts
 from memtomem.uninstall.tree import Progress, Removal, remove_tree
 
 Stop = Callable[[], bool]
+T = TypeVar("T")
+SCAFFOLDS = ("instances", "presence")  # runtime subdirs whose files move one by one
+CONFIG_NAMES = ("config.json", "config.d")  # what names the database's dir
 
 
 class StageFailed(Exception):
@@ -38,46 +44,108 @@ class StageFailed(Exception):
         self.action = action
 
 
-def staging_name() -> str:
-    return f"{STAGING_PREFIX}{os.getpid()}"
+def staging_name(pid: int | None = None) -> str:
+    return f"{STAGING_PREFIX}{os.getpid() if pid is None else pid}"
+
+
+@dataclass(frozen=True)
+class Staged:
+    """One item of a run: where it belongs, and where it is while staged."""
+
+    src: Path
+    dst: Path
+
+
+@dataclass
+class Staging:
+    """One staging dir of a run, held open (and flocked, so a live run's dir is told from a
+    dead one's) together with its anchor while the run works in it. `items`: the paths
+    relative to both that the run staged, or may act on."""
+
+    anchor: Path
+    name: str
+    anchor_fd: int
+    fd: int
+    primary: bool
+    items: list[str]
+
+    @property
+    def path(self) -> Path:
+        return self.anchor / self.name
+
+    @property
+    def at(self) -> At:
+        return At(self.fd, str(self.path))
+
+    @property
+    def anchor_at(self) -> At:
+        return At(self.anchor_fd, str(self.anchor))
+
+    def staged(self) -> list[Staged]:
+        return [Staged(self.anchor / rel, self.path / rel) for rel in self.items]
+
+    def close(self) -> None:
+        for fd in (self.fd, self.anchor_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.fd = self.anchor_fd = -1
 
 
 class Transaction:
-    """The three verbs of one run: stage, commit, rollback."""
+    """The three verbs of one run: stage, commit, rollback. `close` lets go of its dirs."""
 
     def __init__(self, fs: FsOps, plan: Plan, *, interrupted: Callable[[], int | None]):
         self.fs = fs
         self.interrupted = interrupted
         self.files = plan.files
-        stagings = tuple((anchor, anchor / staging_name()) for anchor in plan.anchors)
-        where = dict(stagings)
-        moves = tuple(Staged(m.group.value, m.src, where[m.anchor] / m.rel) for m in plan.moves)
-        state_dir = plan.state_dir if plan.remove_state_dir else None
-        self.journal = Journal.new(
-            stagings[0][1] if stagings else Path(),
-            stagings,
-            moves,
-            keep_config=plan.keep_config,
-            keep_data=plan.keep_data,
-            state_dir=state_dir,
-        )
+        self.plan = plan
+        self.journal = Journal.new(items=len(plan.moves), remove_state_dir=plan.remove_state_dir)
+        self.stagings: list[Staging] = []
+        self.state_dir = plan.state_dir if plan.remove_state_dir else None
 
     def stage(self) -> None:
         """Create the staging dirs and journals, then move every item. Raises StageFailed."""
-        fs, journal = self.fs, self.journal
-        for anchor, staging in journal.stagings:
-            self._guard("create", staging, fs.mkdir, staging, 0o700)
-            self._guard("make durable", anchor, fs.fsync_dir, anchor)
-        for _anchor, staging in journal.stagings:
-            self._guard("write the journal in", staging, journal_io.write, fs, staging, journal)
-        scaffolds: list[Path] = []
-        for move in journal.moves:
+        fs = self.fs
+        for index, anchor in enumerate(self.plan.anchors):
+            self._make_staging(anchor, primary=index == 0)
+        for staging in self.stagings:
+            copy = self.journal.copy_for(primary=staging.primary)
+            self._guard(
+                "write the journal in", staging.path, journal_io.write, fs, staging.at, copy
+            )
+        where = {s.anchor: s for s in self.stagings}
+        synced: dict[str, int | None] = {}
+        for move in self.plan.moves:
             self._check_interrupt(move.src)
-            self._guard("move", move.src, self._move, move, scaffolds)
-        sources = {m.src.parent for m in journal.moves}
-        for directory in [*sorted(sources), *(s for _a, s in journal.stagings), *scaffolds]:
-            self._guard("make durable", directory, fs.fsync_dir, directory)
-        self._check_interrupt(journal.primary)
+            staging = where[move.anchor]
+            staging.items.append(move.rel)
+            self._guard("move", move.src, _move, fs, staging, move.rel, synced)
+        for staging in self.stagings:
+            synced.setdefault(str(staging.anchor), staging.anchor_fd)
+            synced.setdefault(str(staging.path), staging.fd)
+        for directory, fd in sorted(synced.items()):
+            self._guard("make durable", Path(directory), fs.fsync_dir, directory, fd=fd)
+        self._check_interrupt(self._primary().path)
+
+    def _make_staging(self, anchor: Path, *, primary: bool) -> None:
+        """mkdir the run's staging dir in `anchor`, open both without following links, lock
+        it and make its name durable. Once made, it is the run's: rollback removes it."""
+        fs, name = self.fs, staging_name()
+        path = anchor / name
+        anchor_fd = self._guard("create", path, fs.open_dir, anchor)
+        staging = Staging(anchor, name, anchor_fd, -1, primary, [])
+        try:
+            self._guard("create", path, fs.mkdir, name, 0o700, at=staging.anchor_at)
+        except StageFailed:
+            staging.close()
+            raise
+        self.stagings.append(staging)
+        staging.fd = self._guard("create", path, fs.open_dir, name, at=staging.anchor_at)
+        self._guard("lock", path, _lock, fs, staging)
+        self._guard("make durable", anchor, fs.fsync_dir, anchor, fd=anchor_fd)
+
+    def _primary(self) -> Staging:
+        return next(s for s in self.stagings if s.primary)
 
     def _check_interrupt(self, path: Path) -> None:
         signal = self.interrupted()
@@ -87,211 +155,266 @@ class Transaction:
     def mark_committed(self) -> None:
         """Record COMMITTED durably. Nothing is deleted before this succeeds, so a failure
         here is a StageFailed like any other: the caller rolls back."""
-        self._check_interrupt(self.journal.primary)
+        primary = self._primary()
+        self._check_interrupt(primary.path)
         committed = self.journal.committed()
         try:
-            journal_io.write(self.fs, committed.primary, committed)
-            self._check_interrupt(committed.primary)  # a signal during the write: undo it
+            journal_io.write(self.fs, primary.at, committed)
+            self._check_interrupt(primary.path)  # a signal during the write: undo it
         except (OSError, StageFailed) as exc:
             # The rename may have landed: put STAGING back, so a crash during the rollback
             # that follows is undone, never rolled forward.
             with contextlib.suppress(OSError):
-                journal_io.write(self.fs, self.journal.primary, self.journal)
+                journal_io.write(self.fs, primary.at, self.journal)
             if isinstance(exc, StageFailed):
                 raise
-            raise StageFailed(committed.primary, exc, action="record the commit in") from exc
+            raise StageFailed(primary.path, exc, action="record the commit in") from exc
         self.journal = committed
 
     def commit(self, *, stop: Stop, progress: Progress | None = None) -> Removal:
         """Delete the staging dirs of a run whose COMMITTED record is durable."""
         if self.journal.state is not State.COMMITTED:
             self.mark_committed()
-        return finish(self.fs, self.journal, stop=stop, progress=progress, files=self.files)
+        return finish(
+            self.fs, self.stagings, self.state_dir, stop=stop, progress=progress, files=self.files
+        )
 
     def rollback(self) -> tuple[Staged, ...]:
-        """Move everything back; return what could not be restored."""
-        return restore(self.fs, self.journal)
+        """Move everything back; return what could not be restored, in plan order."""
+        order = {m.src: i for i, m in enumerate(self.plan.moves)}
+        return tuple(sorted(put_back(self.fs, self.stagings), key=lambda s: order[s.src]))
 
-    def _move(self, move: Staged, scaffolds: list[Path]) -> None:
-        staging = self._staging_of(move.dst)
-        parent = move.dst.parent
-        missing: list[Path] = []
-        while parent != staging and not _exists(self.fs, parent):
-            missing.append(parent)
-            parent = parent.parent
-        for directory in reversed(missing):
-            self.fs.mkdir(directory, 0o700)
-            scaffolds.append(directory)
+    def left(self) -> list[Path]:
+        """The staging dirs of this run still on disk (after a rollback: not all came back,
+        or a staging dir could not be removed); one that cannot be examined counts."""
+        left = []
+        for staging in self.stagings:
+            try:
+                if _exists(self.fs, staging.name, staging.anchor_at):
+                    left.append(staging.path)
+            except OSError:
+                left.append(staging.path)
+        return left
+
+    def close(self) -> None:
+        for staging in self.stagings:
+            staging.close()
+
+    def _guard(
+        self, what: str, path: Path, action: Callable[..., T], *args: object, **kwargs: object
+    ) -> T:
         try:
-            self.fs.replace(move.src, move.dst)
-        except FileNotFoundError:
-            if _exists(self.fs, move.src):
-                raise
-
-    def _staging_of(self, dst: Path) -> Path:
-        return next(s for _a, s in self.journal.stagings if dst.is_relative_to(s))
-
-    def _guard(self, what: str, path: Path, action: Callable[..., object], *args: object) -> None:
-        try:
-            action(*args)
+            return action(*args, **kwargs)
         except OSError as exc:
             raise StageFailed(path, exc, action=what) from exc
 
 
-def restore(fs: FsOps, journal: Journal) -> tuple[Staged, ...]:
-    """Put every staged item back, newest first; discard the run only if all came back."""
-    unrestored: list[Staged] = []
-    touched: set[Path] = set()
-    for move in reversed(journal.moves):
-        try:
-            if not _exists(fs, move.dst):
-                continue
-            if _exists(fs, move.src):
-                unrestored.append(move)
-                continue
-            fs.replace(move.dst, move.src)
-            touched.add(move.src.parent)
-        except OSError:
-            unrestored.append(move)
-    for directory in sorted(touched):
-        try:
-            fs.fsync_dir(directory)
-        except OSError:
-            pass
-    if not unrestored:
-        for _anchor, staging in _secondaries_first(journal):
-            _discard_staging(fs, staging)
-    return tuple(reversed(unrestored))
-
-
-def finish(
-    fs: FsOps,
-    journal: Journal,
-    *,
-    stop: Stop,
-    progress: Progress | None = None,
-    files: int = 0,
-) -> Removal:
-    """Delete every staging dir of a committed run; keep the primary journal until done.
-    `files`: how many the plan counted; a large delete is first shared by two processes."""
-    removal = Removal()
-    mounts = system.mount_points_below(str(s) for _a, s in journal.stagings)
-    if shares.worth_it(fs, files):
-        roots = _staged_roots(fs, journal)
-        shares.delete_shares(roots, removal, stop=stop, progress=progress, mounts=mounts)
-        if removal.stopped:
-            return removal
-    others_gone = True
-    for _anchor, staging in _secondaries_first(journal):
-        is_primary = staging == journal.primary
-        try:
-            if not _exists(fs, staging):
-                continue
-        except OSError as exc:
-            removal.fail(str(staging), exc.strerror or str(exc))
-            others_gone = False
-            continue
-        _purge(fs, staging, removal, stop, progress, mounts)
-        if removal.stopped:
-            return removal
-        if is_primary and not others_gone:
-            break
-        if not _discard_staging(fs, staging):
-            others_gone = False
-            removal.fail(str(staging), "could not be removed completely")
-    if removal.error_count == 0 and journal.state_dir is not None:
-        try:
-            fs.rmdir(journal.state_dir)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                removal.fail(str(journal.state_dir), exc.strerror or str(exc))
-    return removal
-
-
-def _staged_roots(fs: FsOps, journal: Journal) -> list[str]:
-    """Every item in the run's staging dirs; one that cannot be listed is left to _purge."""
-    roots = []
-    for _anchor, staging in _secondaries_first(journal):
-        with contextlib.suppress(OSError):
-            roots += [str(staging / name) for name in _staged(fs, staging)]
-    return roots
-
-
-def _staged(fs: FsOps, staging: Path) -> list[str]:
-    """The names a staging dir received (not its journal files)."""
-    with fs.scandir(staging) as listing:
-        return [e.name for e in listing if e.name not in (JOURNAL_NAME, TEMP_NAME)]
-
-
-def _purge(
-    fs: FsOps,
-    staging: Path,
-    removal: Removal,
-    stop: Stop,
-    progress: Progress | None,
-    mounts: Mounts,
-) -> None:
+def _lock(fs: FsOps, staging: Staging) -> None:
     try:
-        names = _staged(fs, staging)
+        fs.try_flock(staging.fd, staging.path, exclusive=True)
     except OSError as exc:
-        removal.fail(str(staging), exc.strerror or str(exc))
-        return
-    for name in names:
-        remove_tree(
-            fs, str(staging / name), stop=stop, progress=progress, removal=removal, mounts=mounts
-        )
-        if removal.stopped:
-            return
+        if exc.errno not in system.NO_FLOCK:
+            raise
 
 
-def _discard_staging(fs: FsOps, staging: Path) -> bool:
-    """Remove a staging dir that holds nothing but scaffolds and journals; True when gone."""
-    _prune_empty_dirs(fs, staging)
+@contextlib.contextmanager
+def _opened(fs: FsOps, base: At, parts: list[str], *, make: bool = False) -> Iterator[At]:
+    """The directory `base/parts...`, opened level by level without following links; with
+    `make`, missing levels are created (mode 0700), as a runtime scaffold."""
+    fds: list[int] = []
+    at = base
     try:
-        with fs.scandir(staging) as listing:
-            names = [e.name for e in listing]
+        for part in parts:
+            if make:
+                with contextlib.suppress(FileExistsError):
+                    fs.mkdir(part, 0o700, at=at)
+            fds.append(fs.open_dir(part, at=at))
+            at = At(fds[-1], at.name(part))
+        yield at
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _move(fs: FsOps, staging: Staging, rel: str, synced: dict[str, int | None]) -> None:
+    """Move `rel` from the anchor into the staging dir; one that vanished meanwhile is gone."""
+    *parents, name = rel.split("/")
+    with (
+        _opened(fs, staging.anchor_at, parents) as src,
+        _opened(fs, staging.at, parents, make=True) as dst,
+    ):
+        try:
+            fs.replace(name, name, src_at=src, dst_at=dst)
+        except FileNotFoundError:
+            if _exists(fs, name, src):
+                raise
+        for at in (src, dst):
+            synced.setdefault(at.path, None)
+
+
+def put_back(fs: FsOps, stagings: list[Staging]) -> tuple[Staged, ...]:
+    """Put every staged item back, newest first; release the run only if all came back.
+    A slot taken again meanwhile (or any error) leaves that item where it is."""
+    unrestored: list[Staged] = []
+    synced: dict[str, int | None] = {}
+    for staging in stagings:
+        if staging.fd < 0:
+            continue  # made, never opened: nothing went into it
+        for rel in reversed(staging.items):
+            if not _put_back_one(fs, staging, rel, synced):
+                unrestored.append(Staged(staging.anchor / rel, staging.path / rel))
+        synced.setdefault(str(staging.anchor), staging.anchor_fd)
+        synced.setdefault(str(staging.path), staging.fd)
+    if unrestored:
+        return tuple(reversed(unrestored))
+    for directory, fd in sorted(synced.items()):  # what came back is durable before the
+        with contextlib.suppress(OSError):  # record goes, so the record outlives the staging
+            fs.fsync_dir(directory, fd=fd)
+    for staging in _secondaries_first(stagings):
+        release(fs, staging)
+    return ()
+
+
+def _put_back_one(fs: FsOps, staging: Staging, rel: str, synced: dict[str, int | None]) -> bool:
+    """Move one item home; True when it is home (or was never staged)."""
+    *parents, name = rel.split("/")
+    try:
+        with _opened(fs, staging.at, parents) as src:
+            if not _exists(fs, name, src):
+                return True
+            with _opened(fs, staging.anchor_at, parents, make=True) as dst:
+                if _exists(fs, name, dst):
+                    return False
+                fs.replace(name, name, src_at=src, dst_at=dst)
+                synced.setdefault(src.path, None)
+                synced.setdefault(dst.path, None)
     except FileNotFoundError:
-        return True
-    except OSError:
-        return False
-    if any(name not in (JOURNAL_NAME, TEMP_NAME) for name in names):
-        return False
-    for name in (TEMP_NAME, JOURNAL_NAME):
-        if name in names:
-            try:
-                fs.unlink(staging / name)
-            except OSError:
-                return False
-    try:
-        fs.rmdir(staging)
+        return True  # its staged parent is gone: so is the item
     except OSError:
         return False
     return True
 
 
-def _prune_empty_dirs(fs: FsOps, directory: Path) -> None:
-    try:
-        with fs.scandir(directory) as listing:
-            subdirs = [Path(e.path) for e in listing if e.is_dir(follow_symlinks=False)]
-    except OSError:
-        return
-    for sub in subdirs:
-        _prune_empty_dirs(fs, sub)
+def finish(
+    fs: FsOps,
+    stagings: list[Staging],
+    state_dir: Path | None,
+    *,
+    stop: Stop,
+    progress: Progress | None = None,
+    files: int = 0,
+) -> Removal:
+    """Delete the items of every staging dir of a committed run, then the dirs. The primary
+    goes last: while another keeps a leftover, the primary keeps its journal (the commit)
+    and its staged config (which names the database's dir, where recovery finds the rest).
+    `files`: how many the plan counted (a large delete is first shared by two processes).
+    `state_dir`: removed at the end if it is then empty."""
+    removal = Removal()
+    mounts = system.mount_points_below(str(s.path) for s in stagings)
+    if shares.worth_it(fs, files):
+        roots = [
+            (s.fd, str(s.path), rel)
+            for s in _secondaries_first(stagings)
+            for rel in s.items
+            if not (s.primary and rel in CONFIG_NAMES)  # left to the pass that knows if it may
+        ]
+        shares.delete_shares(roots, removal, stop=stop, progress=progress, mounts=mounts)
+        if removal.stopped:
+            return removal
+    for staging in _secondaries_first(stagings):
+        waiting = staging.primary and removal.error_count > 0
+        items = [rel for rel in staging.items if not (waiting and rel in CONFIG_NAMES)]
+        before = removal.error_count
+        _purge(fs, staging, items, removal, stop, progress, mounts)
+        if removal.stopped:
+            return removal
+        if waiting or removal.error_count > before:
+            continue  # the primary keeps its journal, and its config while others stay
+        if release(fs, staging) is None:
+            removal.fail(str(staging.path), "could not be removed completely")
+    if removal.error_count == 0 and state_dir is not None:
         try:
-            fs.rmdir(sub)
-        except OSError:
+            fs.rmdir(state_dir)
+        except FileNotFoundError:
             pass
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                removal.fail(str(state_dir), exc.strerror or str(exc))
+    return removal
 
 
-def _secondaries_first(journal: Journal) -> list[tuple[Path, Path]]:
-    return sorted(journal.stagings, key=lambda pair: pair[1] == journal.primary)
+def _purge(
+    fs: FsOps,
+    staging: Staging,
+    items: list[str],
+    removal: Removal,
+    stop: Stop,
+    progress: Progress | None,
+    mounts: Mounts,
+) -> None:
+    for rel in items:
+        *parents, name = rel.split("/")
+        try:
+            with _opened(fs, staging.at, parents) as at:
+                remove_tree(
+                    fs, name, at=at, stop=stop, progress=progress, removal=removal, mounts=mounts
+                )
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            removal.fail(str(staging.path / rel), exc.strerror or str(exc))
+        if removal.stopped:
+            return
+    for scaffold in SCAFFOLDS:  # emptied now, unless something stayed in it
+        with contextlib.suppress(OSError):
+            fs.rmdir(scaffold, at=staging.at)
 
 
-def _exists(fs: FsOps, path: Path) -> bool:
+def release(fs: FsOps, staging: Staging) -> bool | None:
+    """The run is done with this staging dir: drop its scaffolds and its journal and remove
+    it. True when it is gone; False when something no run put there keeps it (the journal
+    goes all the same: it is then an orphan, reported and never touched); None on failure."""
+    if staging.fd < 0:  # made but never opened: empty
+        try:
+            fs.rmdir(staging.name, at=staging.anchor_at)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return None
+        return True
+    at = staging.at
+    for scaffold in SCAFFOLDS:
+        try:
+            fs.rmdir(scaffold, at=at)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                return None  # not something else's: only this attempt failed
     try:
-        fs.lstat(path)
+        with fs.scandir(at) as listing:
+            names = [entry.name for entry in listing]
+        fs.fsync_dir(staging.path, fd=staging.fd)  # its emptying is durable before its record
+        for name in (TEMP_NAME, JOURNAL_NAME):
+            if name in names:
+                fs.unlink(name, at=at)
+        if any(name not in (TEMP_NAME, JOURNAL_NAME) for name in names):
+            return False
+        fs.rmdir(staging.name, at=staging.anchor_at)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return None
+    return True
+
+
+def _secondaries_first(stagings: list[Staging]) -> list[Staging]:
+    return sorted(stagings, key=lambda staging: staging.primary)
+
+
+def _exists(fs: FsOps, name: str, at: At) -> bool:
+    try:
+        fs.lstat(name, at=at)
     except (FileNotFoundError, NotADirectoryError):
         return False
     return True

@@ -12,7 +12,7 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from memtomem.uninstall.fsops import FsOps, Listing
+from memtomem.uninstall.fsops import At, FsOps, Listing
 from memtomem.uninstall.system import Mounts, is_mount
 
 MAX_KEPT_ERRORS = 20
@@ -35,27 +35,28 @@ def measure(fs: FsOps, path: str, st: os.stat_result, mounts: Mounts = frozenset
         return TreeStats(1, st.st_size if stat.S_ISREG(st.st_mode) else 0)
     totals = [0, 0]
     lstat = fs.entry_lstat()
-    stack: list[tuple[int, list[str]]] = []
+    stack: list[tuple[int, str, list[str]]] = []
     try:
         fd = fs.open_dir(path)
     except OSError:
         return TreeStats(0, 0)
     try:
-        stack.append((fd, []))  # on the stack before counting: the finally closes it
-        _count(fs, fd, (st.st_dev, mounts), lstat, totals, stack[-1][1])
+        stack.append((fd, path, []))  # on the stack before counting: the finally closes it
+        _count(fs, At(fd, path), (st.st_dev, mounts), lstat, totals, stack[-1][2])
         while stack:
-            parent, subdirs = stack[-1]
+            parent, where, subdirs = stack[-1]
             if not subdirs:
                 os.close(stack.pop()[0])
                 continue
+            name = subdirs.pop()
             try:
-                fd = fs.open_dir(subdirs.pop(), dir_fd=parent)
+                fd = fs.open_dir(name, at=At(parent, where))
             except OSError:
                 continue
-            stack.append((fd, []))
-            _count(fs, fd, (st.st_dev, mounts), lstat, totals, stack[-1][1])
+            stack.append((fd, f"{where}/{name}", []))
+            _count(fs, At(*stack[-1][:2]), (st.st_dev, mounts), lstat, totals, stack[-1][2])
     finally:
-        for fd, _subdirs in stack:
+        for fd, _where, _subdirs in stack:
             os.close(fd)
     return TreeStats(totals[0], totals[1])
 
@@ -68,7 +69,7 @@ def crosses(st: os.stat_result, device: int, mounts: Mounts) -> bool:
 
 def _count(
     fs: FsOps,
-    fd: int,
+    directory: At,
     where: tuple[int, Mounts],
     lstat: Callable[[os.DirEntry[str]], os.stat_result],
     totals: list[int],
@@ -79,7 +80,7 @@ def _count(
     isreg, isdir = stat.S_ISREG, stat.S_ISDIR
     device, mounts = where
     try:
-        with fs.scandir(fd) as listing:
+        with fs.scandir(directory) as listing:
             for entry in listing:
                 try:
                     est = lstat(entry)
@@ -126,42 +127,49 @@ class _Frame:
     name: str
     subdirs: list[str] = field(default_factory=list)
 
+    @property
+    def at(self) -> At:
+        return At(self.fd, self.path)
+
 
 def remove_tree(
     fs: FsOps,
     path: str,
     *,
+    at: At | None = None,
     stop: Callable[[], bool] = lambda: False,
     progress: Progress | None = None,
     removal: Removal | None = None,
     mounts: Mounts = frozenset(),
 ) -> Removal:
-    """Delete `path` and everything below it, directory-fd-relative, collecting errors.
-    Never enters another filesystem or a directory in `mounts` (mount points by device and
-    inode, bind mounts of the same filesystem included)."""
+    """Delete `path` (relative to the directory `at`, if given) and everything below it,
+    directory-fd-relative, collecting errors. A link is removed, never followed. Never
+    enters another filesystem or a directory in `mounts` (mount points by device and inode,
+    bind mounts of the same filesystem included)."""
     out = removal if removal is not None else Removal()
+    full = path if at is None else at.name(path)
     try:
-        st = fs.lstat(path)
+        st = fs.lstat(path, at=at)
     except FileNotFoundError:
         return out
     except OSError as exc:
-        out.fail(path, _reason(exc))
+        out.fail(full, _reason(exc))
         return out
     if not stat.S_ISDIR(st.st_mode):
-        _unlink(fs, path, None, path, st.st_size if stat.S_ISREG(st.st_mode) else 0, out)
+        _unlink(fs, path, at, full, st.st_size if stat.S_ISREG(st.st_mode) else 0, out)
         return out
     try:
-        top = fs.open_dir(path)
+        top = fs.open_dir(path, at=at)
     except OSError as exc:
-        out.fail(path, _reason(exc))
+        out.fail(full, _reason(exc))
         return out
     try:
-        listing = fs.scandir(top)
+        listing = fs.scandir(At(top, full))
     except OSError as exc:
         os.close(top)
-        out.fail(path, _reason(exc))
+        out.fail(full, _reason(exc))
         return out
-    stack = [_Frame(top, path, listing, "")]
+    stack = [_Frame(top, full, listing, "")]
     try:
         _drain(fs, stack, st.st_dev, mounts, out, stop, progress)
     finally:
@@ -170,9 +178,9 @@ def remove_tree(
             os.close(frame.fd)
     if not out.stopped:
         try:
-            fs.rmdir(path)
+            fs.rmdir(path, at=at)
         except OSError as exc:
-            out.fail(path, _reason(exc))
+            out.fail(full, _reason(exc))
     return out
 
 
@@ -197,14 +205,14 @@ def _drain(
             name = frame.subdirs.pop()
             child = f"{frame.path}/{name}"
             try:
-                est = fs.lstat(name, dir_fd=frame.fd)
+                est = fs.lstat(name, at=frame.at)
             except OSError as exc:
                 out.fail(child, _reason(exc))
                 continue
             if stat.S_ISDIR(est.st_mode):
                 _descend(fs, stack, frame, name, child, est, device, mounts, out)
             else:  # replaced by a file since it was listed
-                _unlink(fs, name, frame.fd, child, est.st_size, out)
+                _unlink(fs, name, frame.at, child, est.st_size, out)
             continue
         files = _next_batch(frame, out)
         if files is None:
@@ -237,8 +245,9 @@ def _unlink_chunk(
     fs: FsOps, frame: _Frame, names: list[str], out: Removal, progress: Progress | None
 ) -> None:
     """Unlink names in one directory; sizes are looked up only for a progress bar."""
-    sizes = {name: _size(fs, name, frame.fd) for name in names} if progress is not None else {}
-    failed = fs.unlink_names(names, frame.fd)
+    at = frame.at
+    sizes = {name: _size(fs, name, at) for name in names} if progress is not None else {}
+    failed = fs.unlink_names(names, at)
     out.files += len(names) - len(failed)
     out.bytes += sum(sizes.values())
     for name, exc in failed:
@@ -263,9 +272,9 @@ def _next_batch(frame: _Frame, out: Removal) -> list[tuple[int, str]] | None:
     return files if files or frame.subdirs else None
 
 
-def _size(fs: FsOps, name: str, dir_fd: int) -> int:
+def _size(fs: FsOps, name: str, at: At) -> int:
     try:
-        st = fs.lstat(name, dir_fd=dir_fd)
+        st = fs.lstat(name, at=at)
     except OSError:
         return 0
     return st.st_size if stat.S_ISREG(st.st_mode) else 0
@@ -289,12 +298,12 @@ def _descend(
         out.fail(path, "is a mount point; unmount it first")
         return
     try:
-        fd = fs.open_dir(name, dir_fd=frame.fd)
+        fd = fs.open_dir(name, at=frame.at)
     except OSError as exc:
         out.fail(path, _reason(exc))
         return
     try:
-        entries = fs.scandir(fd)
+        entries = fs.scandir(At(fd, path))
     except OSError as exc:
         os.close(fd)
         out.fail(path, _reason(exc))
@@ -304,15 +313,15 @@ def _descend(
 
 def _rmdir_child(fs: FsOps, parent: _Frame, child: _Frame, out: Removal) -> None:
     try:
-        fs.rmdir(child.name, dir_fd=parent.fd)
+        fs.rmdir(child.name, at=parent.at)
     except OSError as exc:
         if exc.errno != errno.ENOTEMPTY or out.error_count == 0:
             out.fail(child.path, _reason(exc))
 
 
-def _unlink(fs: FsOps, name: str, dir_fd: int | None, path: str, size: int, out: Removal) -> None:
+def _unlink(fs: FsOps, name: str, at: At | None, path: str, size: int, out: Removal) -> None:
     try:
-        fs.unlink(name, dir_fd=dir_fd)
+        fs.unlink(name, at=at)
     except FileNotFoundError:
         return
     except OSError as exc:
