@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from memtomem.uninstall import install
-from memtomem.uninstall.install import InstallFacts, decide
+from memtomem.uninstall import install_facts
+from memtomem.uninstall.install import decide
+from memtomem.uninstall.install_facts import InstallFacts
 
 HOME = "/home/me"
 VENV = "/home/me/proj/.venv"
@@ -331,7 +332,7 @@ def test_decide(case: str) -> None:
 def test_editable_source_is_read_from_direct_url_json(
     text: str | None, expected: str | None
 ) -> None:
-    assert install._editable_source(text) == expected
+    assert install_facts._editable_source(text) == expected
 
 
 def test_unreadable_metadata_counts_as_absent(tmp_path: Path) -> None:
@@ -341,9 +342,9 @@ def test_unreadable_metadata_counts_as_absent(tmp_path: Path) -> None:
     (info / "INSTALLER").write_bytes(b"\xff\xfe")
     (info / "direct_url.json").mkdir()
     (tmp_path / "pyvenv.cfg").write_bytes(b"uv = \xff\n")
-    assert install._find_dist_info([str(tmp_path / "missing"), str(site)]) == str(info)
-    assert install._read(str(info / "INSTALLER")) is None
-    assert install._read(str(info / "direct_url.json")) is None
-    assert install._venv_config(str(tmp_path)) == {}
-    assert install._first_line(" UV \n0.13\n") == "uv"
-    assert install._first_line("\n") is None
+    assert install_facts._find_dist_info([str(tmp_path / "missing"), str(site)]) == str(info)
+    assert install_facts._read(str(info / "INSTALLER")) is None
+    assert install_facts._read(str(info / "direct_url.json")) is None
+    assert install_facts._venv_config(str(tmp_path)) == {}
+    assert install_facts._first_line(" UV \n0.13\n") == "uv"
+    assert install_facts._first_line("\n") is None
