@@ -15,15 +15,36 @@ Usage: mm uninstall [OPTIONS]
   Remove memtomem's local state: database, memories, config, uploads and
   runtime files.
 
+  The memtomem program itself stays installed; the report names the command
+  that removes it, for the way it was installed.
+
 Options:
-  --keep-config  Keep config.json, config.d/ and backups.
-  --keep-data    Keep the database, memories/, agents/, skills/ and commands/.
-  --force        Proceed past heuristic in-use evidence (never past a held
-                 lock).
-  -y, --yes      Do not ask for confirmation.
-  --dry-run      Show what would happen; change nothing.
-  --json         Print one JSON document (see README).
+  --keep-config  Keep config.json, config.d/, config.json.bak-* and
+                 known_projects.json.
+  --keep-data    Keep the database (with its -wal, -shm and -journal files,
+                 provenance key and pre-reset backups), memories/, agents/,
+                 skills/ and commands/.
+  --force        Proceed past heuristic evidence of use: an unlocked pid file
+                 naming a live process that looks like memtomem, a SQLite lock
+                 on the database, or a database that cannot be checked. Never
+                 past a held lock.
+  -y, --yes      Do not ask for confirmation. Without it and without a
+                 terminal, nothing is removed.
+  --dry-run      Show what would happen, recovery included; change nothing,
+                 not even a lock file.
+  --json         Print one JSON document on stdout for every outcome (schema
+                 memtomem.uninstall, version 1).
   -h, --help     Show this message and exit.
+
+  Exit codes:
+    0      removed, nothing to remove, or a dry run that would proceed
+    1      not confirmed
+    2      refused; nothing changed
+    3      failed and rolled back; nothing changed
+    4      rollback incomplete; nothing deleted, restore commands printed
+    5      removed with leftovers; run again to finish
+    70     internal error
+    128+N  interrupted by signal N (130: Ctrl-C)
 """
 
 # What `mm ... --help` may load of memtomem: the shell, its error types and the seam's type.

@@ -1,12 +1,14 @@
 """The real thing: state written by the released memtomem 0.6.12, uninstalled by us.
 
 The remaining tree for each flag combination is written out by hand from the archive's
-listing (see ../shared/fixtures/README.md), not derived from the code under test.
+listing (see tests/fixtures/README.md), not derived from the code under test.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -17,10 +19,9 @@ from tests.support.cli import flag_args, invoke, invoke_json
 from tests.support.snapshot import diff, snapshot
 from tests.support.world import FLAG_IDS, FLAGS, digest
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared/fixtures/memtomem-0.6.12-state.tar.gz"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURE = FIXTURES / "memtomem-0.6.12-state.tar.gz"
 OLD_PID_FILE = "server-9fa97ba7ed3fddbf.pid"
-
-pytestmark = pytest.mark.skipif(not FIXTURE.is_file(), reason=f"{FIXTURE} is not on this machine")
 
 # What stays of the runtime dir whatever the flags: the two shared locks and the emptied
 # registry and presence folders (other servers create entries in them).
@@ -90,6 +91,13 @@ REMOVED = {
     "keep-data": {"files": 13, "bytes": 2682},
     "keep-both": {"files": 10, "bytes": 1889},
 }
+
+
+def test_fixture_is_the_archive_its_readme_describes() -> None:
+    """The archive is data from the real release: any change to it must be deliberate."""
+    readme = (FIXTURES / "README.md").read_text(encoding="utf-8")
+    stated = re.findall(r"^    ([0-9a-f]{64})$", readme, flags=re.MULTILINE)
+    assert stated == [hashlib.sha256(FIXTURE.read_bytes()).hexdigest()]
 
 
 class Fixture:

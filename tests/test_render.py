@@ -10,12 +10,12 @@ import errno
 import json
 import os
 import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from memtomem.uninstall import install
 from tests.support.children import Children
 from tests.support.cli import invoke, invoke_json
 from tests.support.commands import clean_up, move_home
@@ -42,13 +42,9 @@ TOTAL = {"files": 32, "bytes": 6211}
 
 
 def remove_program() -> str:
-    """The hint for the interpreter running these tests, derived from sys.prefix."""
-    if sys.prefix != sys.base_prefix:
-        venv = shlex.quote(sys.prefix)
-        return (
-            f"uv pip uninstall --python {venv} memtomem  (or remove the virtual environment {venv})"
-        )
-    return f"{shlex.quote(sys.executable)} -m pip uninstall memtomem"
+    """The hint for the interpreter running these tests; its decision is tested, context by
+    context, in test_install_hint.py and test_install_contexts.py."""
+    return install.removal_hint(os.environ)
 
 
 GOLDEN_DRY_RUN = """\

@@ -126,23 +126,65 @@ def _delete_inventory(
     return removal
 
 
-@click.command("uninstall")
-@click.option("--keep-config", is_flag=True, help="Keep config.json, config.d/ and backups.")
+# README.md's "Usage" and "Exit codes" tables say the same; tests/test_help.py compares them.
+_EXIT_CODES = """\
+\b
+Exit codes:
+  0      removed, nothing to remove, or a dry run that would proceed
+  1      not confirmed
+  2      refused; nothing changed
+  3      failed and rolled back; nothing changed
+  4      rollback incomplete; nothing deleted, restore commands printed
+  5      removed with leftovers; run again to finish
+  70     internal error
+  128+N  interrupted by signal N (130: Ctrl-C)"""
+
+
+@click.command("uninstall", epilog=_EXIT_CODES)
+@click.option(
+    "--keep-config",
+    is_flag=True,
+    help="Keep config.json, config.d/, config.json.bak-* and known_projects.json.",
+)
 @click.option(
     "--keep-data",
     is_flag=True,
-    help="Keep the database, memories/, agents/, skills/ and commands/.",
+    help="Keep the database (with its -wal, -shm and -journal files, provenance key and "
+    "pre-reset backups), memories/, agents/, skills/ and commands/.",
 )
 @click.option(
-    "--force", is_flag=True, help="Proceed past heuristic in-use evidence (never past a held lock)."
+    "--force",
+    is_flag=True,
+    help="Proceed past heuristic evidence of use: an unlocked pid file naming a live process "
+    "that looks like memtomem, a SQLite lock on the database, or a database that cannot be "
+    "checked. Never past a held lock.",
 )
-@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--dry-run", is_flag=True, help="Show what would happen; change nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (see README).")
+@click.option(
+    "-y",
+    "--yes",
+    is_flag=True,
+    help="Do not ask for confirmation. Without it and without a terminal, nothing is removed.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Show what would happen, recovery included; change nothing, not even a lock file.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON document on stdout for every outcome (schema memtomem.uninstall, "
+    "version 1).",
+)
 def uninstall(
     keep_config: bool, keep_data: bool, force: bool, yes: bool, dry_run: bool, as_json: bool
 ) -> None:
-    """Remove memtomem's local state: database, memories, config, uploads and runtime files."""
+    """Remove memtomem's local state: database, memories, config, uploads and runtime files.
+
+    The memtomem program itself stays installed; the report names the command that removes
+    it, for the way it was installed.
+    """
     from memtomem.cli.uninstall_run import run
     from memtomem.uninstall import render
     from memtomem.uninstall.service import Options

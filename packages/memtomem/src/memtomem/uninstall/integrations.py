@@ -1,5 +1,4 @@
-"""Editor integrations that name memtomem (reported, never modified), and the install
-context that decides how to remove the program itself."""
+"""Editor integrations that name memtomem (reported, never modified)."""
 
 from __future__ import annotations
 
@@ -10,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from memtomem.uninstall.display import quote
 from memtomem.uninstall.fsops import FsOps
 
 _JSON_FILES = (
@@ -80,23 +78,3 @@ def _json_entries(doc: Any) -> list[str]:
             if isinstance(nested, dict) and "memtomem" in nested:
                 found.append(f"projects[{json.dumps(name)}].mcpServers.memtomem")
     return found
-
-
-def removal_hint(prefix: str = sys.prefix, base_prefix: str = sys.base_prefix) -> str:
-    """The command that removes the memtomem program for the detected install context."""
-    parts = Path(prefix).parts
-    text = prefix.replace("\\", "/")
-    if "/uv/tools/memtomem" in text:
-        return "uv tool uninstall memtomem"
-    if "/uv/archive-v" in text or "/.cache/uv/" in text:
-        return "nothing to remove: uvx runs memtomem from uv's cache"
-    if "pipx" in parts and "venvs" in parts:
-        return "pipx uninstall memtomem"
-    if prefix != base_prefix:
-        return (
-            f"uv pip uninstall --python {quote(prefix)} memtomem  "
-            f"(or remove the virtual environment {quote(prefix)})"
-        )
-    if prefix:
-        return f"{quote(sys.executable)} -m pip uninstall memtomem"
-    return "run `pip show memtomem` to see where memtomem is installed"  # pragma: no cover

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from memtomem.uninstall import config, integrations, probes, runtime
+from memtomem.uninstall import config, install, integrations, probes, runtime
 from memtomem.uninstall.display import show
 from memtomem.uninstall.errors import ExitCode, Refused
 from memtomem.uninstall.fsops import FsOps
@@ -115,7 +115,7 @@ def prepare(
         findings=liveness.findings,
         plan=plan,
         integrations=integrations.find(fs, layout.home, layout.cwd, env),
-        binary_hint=integrations.removal_hint(),
+        binary_hint=install.removal_hint(env),
         warnings=layout.warnings,
     )
 
