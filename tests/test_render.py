@@ -164,6 +164,7 @@ def test_json_dry_run(tmp_path: Path) -> None:
         world,
         outcome="dry-run",
         dry_run=True,
+        message="Dry run: nothing was changed.",
         groups=groups(world, kept),
         total={"files": 32 - 13, "bytes": 6211 - 5045 - 13 - 6 - 6 - 8},
         recovery={"dry_run": True, "runs": [], "orphans": []},

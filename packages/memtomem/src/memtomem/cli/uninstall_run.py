@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import click
 
+from memtomem.cli.prompt import ask
 from memtomem.cli.uninstall_cmd import _delete_inventory, _RollbackFailed, _UninstallPartialError
 from memtomem.uninstall import render, system
 from memtomem.uninstall.display import show
@@ -61,6 +62,7 @@ def _run(
     as_json: bool,
 ) -> Outcome:
     recovery: Recovery | None = None
+    prepared: Prepared | None = None
     try:
         held.fds += hold_run_lock(fs, layout.home).fds
         with deferred() as signals:
@@ -82,10 +84,12 @@ def _run(
     except OSError as exc:
         return _refusal(_unreadable(exc, layout), layout, recovery)
     except UninstallError as error:
-        return _refusal(error, layout, recovery)
+        return _refusal(error, layout, recovery, prepared)
     except KeyboardInterrupt:
         message = "Interrupted; nothing was changed."
-        return Outcome(Status.INTERRUPTED, 130, message, layout=layout, recovery=recovery)
+        return Outcome(
+            Status.INTERRUPTED, 130, message, prepared=prepared, layout=layout, recovery=recovery
+        )
     return _wipe(fs, prepared, held, options, as_json, stack)
 
 
@@ -142,7 +146,11 @@ def _failed(prepared: Prepared, error: _UninstallPartialError) -> Outcome:
 
 
 def _preview_only(prepared: Prepared, *, dry_run: bool) -> Outcome:
-    status, message = (Status.DRY_RUN, "") if dry_run else (Status.NOTHING, "Nothing to remove.")
+    status, message = (
+        (Status.DRY_RUN, "Dry run: nothing was changed.")
+        if dry_run
+        else (Status.NOTHING, "Nothing to remove.")
+    )
     return Outcome(
         status,
         ExitCode.REMOVED,
@@ -206,9 +214,12 @@ def _refusal(
 
 
 def _confirm(prepared: Prepared, *, yes: bool, as_json: bool) -> None:
+    """Show the report and ask. Under --json the report goes to stderr, and only when
+    someone is asked: stdout then holds nothing but the document."""
+    warnings = [f"Warning: {w}" for w in prepared.warnings]
+    report = "\n".join([*warnings, *render.preview(prepared)])
     if not as_json:
-        warnings = [f"Warning: {w}" for w in prepared.warnings]
-        click.echo("\n".join([*warnings, *render.preview(prepared)]))
+        click.echo(report)
     if yes:
         return
     if not sys.stdin.isatty():
@@ -216,7 +227,9 @@ def _confirm(prepared: Prepared, *, yes: bool, as_json: bool) -> None:
             "no terminal to confirm on; run again with -y to remove without "
             "asking. Nothing was changed."
         )
-    if not click.confirm("Remove it?", default=False, err=True):
+    if as_json:
+        click.echo(report, err=True)
+    if not ask():
         raise NotConfirmed("Not confirmed. Nothing was changed.")
 
 

@@ -66,9 +66,7 @@ def text(outcome: Outcome) -> str:
         outcome.dry_run or outcome.status in (Status.DRY_RUN, Status.NOTHING)
     ):
         lines += preview(outcome.prepared)
-    if outcome.status is Status.DRY_RUN:
-        lines.append("Dry run: nothing was changed.")
-    elif outcome.status is Status.REFUSED:
+    if outcome.status is Status.REFUSED:
         for finding in outcome.findings or ():
             lines.append(f"Refused: {finding.what}. {finding.hint}")
         if not outcome.findings:
