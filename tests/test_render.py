@@ -191,7 +191,7 @@ def test_json_refused_in_use(tmp_path: Path) -> None:
         code, doc = invoke_json("-y", env=world.env)
     assert code == 2
     what = (
-        f"a memtomem server (pid {child.pid}: {child.command[:60]}) is running for this store "
+        f"a memtomem server (pid {child.pid}: {child.shown}) is running for this store "
         f"({pid_file} is locked)"
     )
     hint = f"Stop it (for example `kill {child.pid}`), then run mm uninstall again."
@@ -236,7 +236,7 @@ def test_human_refusal_says_how_to_stop_it_once(tmp_path: Path) -> None:
     hint = f"Stop it (for example `kill {child.pid}`), then run mm uninstall again."
     lines = result.output.splitlines()
     assert lines[0] == (
-        f"Refused: a memtomem server (pid {child.pid}: {child.command[:60]}) is running for "
+        f"Refused: a memtomem server (pid {child.pid}: {child.shown}) is running for "
         f"this store ({pid_file} is locked). {hint}"
     )
     assert lines[-1] == "Nothing was changed."

@@ -9,6 +9,7 @@ from pathlib import Path
 
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\udc80-\udcff\\]")
 _NEEDS_ANSI_C = re.compile(r"[\x00-\x1f\x7f-\x9f\udc80-\udcff]")
+ELLIPSIS = "\u2026"
 
 
 def escape(text: str) -> str:
