@@ -35,14 +35,20 @@ def test_prompt_on_a_terminal(tmp_path: Path, answer: str, code: int) -> None:
     total = text.index("  total to delete: 32 files, 6.1 KiB\n")
     prompt = text.index(PROMPT)
     assert report < total < prompt
-    # What follows the prompt: the echoed answer, then the outcome.
+    # What follows the prompt: the echoed answer, the outcome, then (once the state is gone)
+    # what else to remove.
     tail = text[prompt + len(PROMPT) :]
     if code == 1:
         assert tail == f"\n{DECLINED}\n"
     else:
         gone = [rel for rel, node in before.items() if rel not in after and node[0] != "dir"]
         size = sum(sizes[rel] for rel in gone if before[rel][0] == "file")
-        assert tail.startswith(f"y\nRemoved {len(gone)} files ({size / 1024:.1f} KiB).\n")
+        assert tail.startswith(
+            f"y\nRemoved {len(gone)} files ({size / 1024:.1f} KiB).\n"
+            "Editor configs name memtomem (not modified; remove these entries yourself):\n"
+            "  ~/.claude.json: mcpServers.memtomem\n"
+            "To remove the memtomem program too: "
+        )
 
 
 # (typed key, its echo, exit code, outcome, message): Ctrl-C before anything moved is 130,
@@ -98,4 +104,27 @@ def test_control_keys_at_the_prompt_print_one_json_document(
     assert len(doc["groups"]) == 12
     assert text.index("  total to delete: 32 files, 6.1 KiB\n") < text.index(PROMPT)
     assert text.endswith(f"{PROMPT}{echo}\n")
+    assert world.tree() == before
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_the_report_fits_the_terminal_it_is_shown_on(tmp_path: Path, columns: int) -> None:
+    """The width comes from the terminal itself (no $COLUMNS): at 80 columns the runtime
+    dir's long temporary path is shortened in the middle, at 200 it is shown whole."""
+    world = full_world(tmp_path)
+    before = world.tree()
+    with Terminal([], world.env, world.home, columns=columns) as terminal:
+        terminal.expect(PROMPT)
+        terminal.send(b"n\r")
+        exit_code, text, _ = terminal.finish()
+    assert exit_code == 1, text
+    table = text[: text.index("  total to delete:")].splitlines()
+    runtime = next(line for line in table if line.startswith("  runtime "))
+    if columns == 80:
+        assert all(len(line) <= 80 for line in table)
+        assert len(runtime) == 80
+        assert runtime.endswith("-test/") and "\u2026" in runtime
+        assert str(world.runtime) not in text
+    else:
+        assert runtime.endswith(f"  ~/.memtomem/, {world.runtime}/")
     assert world.tree() == before

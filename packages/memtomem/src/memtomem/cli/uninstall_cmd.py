@@ -140,15 +140,17 @@ def uninstall(
     keep_config: bool, keep_data: bool, force: bool, yes: bool, dry_run: bool, as_json: bool
 ) -> None:
     """Remove memtomem's local state: database, memories, config, uploads and runtime files."""
+    from memtomem.cli.terminal import columns
     from memtomem.cli.uninstall_run import run
     from memtomem.uninstall import render
     from memtomem.uninstall.service import Options
 
     options = Options(keep_config=keep_config, keep_data=keep_data, force=force, dry_run=dry_run)
     outcome = run(make_fsops(), options, yes=yes, as_json=as_json)
-    click.echo(
-        render.json_text(outcome) if as_json else render.text(outcome),
-        nl=False,
-        err=not as_json and outcome.exit_code not in (0, 1),
-    )
+    if as_json:
+        click.echo(render.json_text(outcome), nl=False)
+    else:
+        err = outcome.exit_code not in (0, 1)
+        width = columns(sys.stderr if err else sys.stdout)
+        click.echo(render.text(outcome, width), nl=False, err=err)
     sys.exit(int(outcome.exit_code))

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import click
 
-from memtomem.cli.prompt import ask
+from memtomem.cli.terminal import ask, columns
 from memtomem.cli.uninstall_cmd import _delete_inventory, _RollbackFailed, _UninstallPartialError
 from memtomem.uninstall import render, system
 from memtomem.uninstall.display import show
@@ -63,6 +63,7 @@ def _run(
 ) -> Outcome:
     recovery: Recovery | None = None
     prepared: Prepared | None = None
+    previewed = False
     try:
         held.fds += hold_run_lock(fs, layout.home).fds
         with deferred() as signals:
@@ -80,17 +81,24 @@ def _run(
             return replace(refusal, dry_run=options.dry_run)
         if options.dry_run or not prepared.has_work:
             return _preview_only(prepared, dry_run=options.dry_run)
+        previewed = not as_json
         _confirm(prepared, yes=yes, as_json=as_json)
     except OSError as exc:
         return _refusal(_unreadable(exc, layout), layout, recovery)
     except UninstallError as error:
-        return _refusal(error, layout, recovery, prepared)
+        return replace(_refusal(error, layout, recovery, prepared), previewed=previewed)
     except KeyboardInterrupt:
         message = "Interrupted; nothing was changed."
         return Outcome(
-            Status.INTERRUPTED, 130, message, prepared=prepared, layout=layout, recovery=recovery
+            Status.INTERRUPTED,
+            130,
+            message,
+            prepared=prepared,
+            layout=layout,
+            recovery=recovery,
+            previewed=previewed,
         )
-    return _wipe(fs, prepared, held, options, as_json, stack)
+    return replace(_wipe(fs, prepared, held, options, as_json, stack), previewed=previewed)
 
 
 def _unreadable(exc: OSError, layout: Layout) -> Refused:
@@ -146,11 +154,12 @@ def _failed(prepared: Prepared, error: _UninstallPartialError) -> Outcome:
 
 
 def _preview_only(prepared: Prepared, *, dry_run: bool) -> Outcome:
-    status, message = (
-        (Status.DRY_RUN, "Dry run: nothing was changed.")
-        if dry_run
-        else (Status.NOTHING, "Nothing to remove.")
-    )
+    if dry_run:
+        status, message = Status.DRY_RUN, "Dry run: nothing was changed."
+    elif prepared.plan.rows:
+        status, message = Status.NOTHING, "Nothing to remove: everything found is kept."
+    else:
+        status, message = Status.NOTHING, "No memtomem state found; nothing to remove."
     return Outcome(
         status,
         ExitCode.REMOVED,
@@ -217,9 +226,8 @@ def _confirm(prepared: Prepared, *, yes: bool, as_json: bool) -> None:
     """Show the report and ask. Under --json the report goes to stderr, and only when
     someone is asked: stdout then holds nothing but the document."""
     warnings = [f"Warning: {w}" for w in prepared.warnings]
-    report = "\n".join([*warnings, *render.preview(prepared)])
     if not as_json:
-        click.echo(report)
+        click.echo("\n".join([*warnings, *render.preview(prepared, columns(sys.stdout))]))
     if yes:
         return
     if not sys.stdin.isatty():
@@ -228,7 +236,7 @@ def _confirm(prepared: Prepared, *, yes: bool, as_json: bool) -> None:
             "asking. Nothing was changed."
         )
     if as_json:
-        click.echo(report, err=True)
+        click.echo("\n".join([*warnings, *render.preview(prepared, columns(sys.stderr))]), err=True)
     if not ask():
         raise NotConfirmed("Not confirmed. Nothing was changed.")
 
