@@ -117,6 +117,8 @@ def _delete_inventory(
                 failure, home, journal, unrestored
             ) from None
         raise _UninstallPartialError(failure, home) from None
+    if progress is not None:
+        progress(0, 0)  # the delete starts
     removal = transaction.commit(stop=signals.stopping, progress=progress)
     if progress is not None:
         progress(removal.files, removal.bytes)  # the bar ends at the true total

@@ -10,9 +10,10 @@ from dataclasses import replace
 
 import click
 
+from memtomem.cli.progress import ProgressLine
 from memtomem.cli.terminal import ask, columns
 from memtomem.cli.uninstall_cmd import _delete_inventory, _RollbackFailed, _UninstallPartialError
-from memtomem.uninstall import render, system
+from memtomem.uninstall import pace, render, system
 from memtomem.uninstall.display import show
 from memtomem.uninstall.errors import ExitCode, NotConfirmed, Refused, UninstallError
 from memtomem.uninstall.fsops import FsOps
@@ -30,8 +31,6 @@ from memtomem.uninstall.service import (
 )
 from memtomem.uninstall.signals import deferred
 from memtomem.uninstall.tree import Progress, Removal
-
-PROGRESS_THRESHOLD_FILES = 20_000
 
 
 def run(fs: FsOps, options: Options, *, yes: bool, as_json: bool) -> Outcome:
@@ -242,18 +241,10 @@ def _confirm(prepared: Prepared, *, yes: bool, as_json: bool) -> None:
 
 
 def _progress(prepared: Prepared, as_json: bool, stack: ExitStack) -> Progress | None:
-    if as_json or prepared.plan.files < PROGRESS_THRESHOLD_FILES or not sys.stderr.isatty():
+    """A progress line on the terminal, for a delete expected to take over a second."""
+    plan = prepared.plan
+    if as_json or not sys.stderr.isatty() or not pace.worth_showing(plan.files, plan.bytes):
         return None
-    bar = stack.enter_context(
-        click.progressbar(
-            length=prepared.plan.files, label="Deleting", file=sys.stderr, show_pos=True
-        )
-    )
-    done = [0]
-
-    def update(files: int, size: int) -> None:
-        bar.label = f"Deleting ({render.size(size)})"
-        bar.update(files - done[0])
-        done[0] = files
-
-    return update
+    line = ProgressLine((plan.files, plan.bytes), columns(sys.stderr), sys.stderr)
+    stack.callback(line.close)
+    return line.update

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
-from memtomem.uninstall.display import escape, shorten, show
+from memtomem.uninstall import pace
+from memtomem.uninstall.display import ELLIPSIS, escape, shorten, show
 from memtomem.uninstall.groups import kept_by
 from memtomem.uninstall.outcome import Outcome, Prepared, Status
 from memtomem.uninstall.recipes import orphan_commands
@@ -28,6 +30,28 @@ def size(n: int) -> str:
 WIDTH = 80  # the columns a report fits in when the terminal's width is not known
 _MIN_WHERE = 20  # the narrowest the table's last column gets; a narrower terminal wraps it
 _MIN_PLACE = 12  # no path is shortened below this
+
+
+def progress(done: tuple[int, int], total: tuple[int, int], left: float | None, width: int) -> str:
+    """One line of the delete's progress, (files, bytes) done of the total, narrower than
+    `width`: a line that wrapped could not be redrawn in place."""
+    percent = int(pace.done_fraction(*done, *total) * 100)
+    line = (
+        f"Deleting {percent:>3}%: {done[0]}/{total[0]} files, {size(done[1])} of {size(total[1])}"
+    )
+    if left is not None:
+        line += f", about {duration(left)} left"
+    return line if len(line) < width else line[: max(width - 2, 0)] + ELLIPSIS
+
+
+def duration(seconds: float) -> str:
+    """Whole seconds, rounded up: "5 s", "2 min 05 s", "1 h 02 min"."""
+    whole = math.ceil(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
 
 
 def preview(prepared: Prepared, width: int = WIDTH) -> list[str]:
