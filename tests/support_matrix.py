@@ -299,7 +299,7 @@ class Judge:
         self.ignored_config(out)
         if code == 0:
             self.same(run, "exit 0 but not the fully removed tree:", self.expected, after)
-            if "Removed " not in out and "Nothing to remove." not in out:
+            if "Removed " not in out and "nothing to remove" not in out.lower():
                 run.fail("message", f"exit 0 without 'Removed ...': {_tail(out)}")
         elif code in (2, 3):
             self.same(run, f"exit {code} but not the original tree:", self.before, after)

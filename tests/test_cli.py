@@ -105,6 +105,6 @@ def test_running_the_command_loads_the_machinery(tmp_path: Path) -> None:
     (tmp_path / "home").mkdir()
     proc, loaded = run_mm(tmp_path, "uninstall", "--dry-run")
     assert (proc.returncode, proc.stderr) == (0, "")
-    assert proc.stdout.endswith("\nDry run: nothing was changed.\n")
+    assert proc.stdout.startswith("No memtomem state found.\nDry run: nothing was changed.\n")
     assert {"memtomem.cli.uninstall_run", "memtomem.uninstall.transaction"} <= set(loaded)
     assert [p.name for p in (tmp_path / "home").iterdir()] == []

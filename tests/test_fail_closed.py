@@ -164,14 +164,18 @@ def test_a_home_that_is_not_a_directory_refuses_saying_so(
     if kind == "a file":
         world.home.write_text("not a directory")
     before = world.tree()
+    message = (
+        f"the home directory {world.home} {problem}; set HOME to the home directory "
+        "memtomem ran under, then run mm uninstall again."
+    )
     for args in ((), ("--force",), ("--dry-run",)):
         code, doc = invoke_json("-y", *args, env=world.env)
         assert (code, doc["outcome"], doc["exit_code"]) == (2, "refused", 2), doc
-        assert doc["message"] == (
-            f"the home directory {world.home} {problem}; set HOME to the home directory "
-            "memtomem ran under, then run mm uninstall again."
-        )
+        assert doc["message"] == message
         assert doc["error"] == {"path": str(world.home), "hint": None}
+        assert doc["warnings"] == []  # no config under a home that is not there to read
+        human = invoke("-y", *args, env=world.env)
+        assert (human.exit_code, human.output) == (2, f"Refused: {message}\nNothing was changed.\n")
         after = world.tree()
         assert after == before, "\n".join(diff(before, after))
 

@@ -202,18 +202,20 @@ def test_dry_run_on_real_state_changes_no_byte_and_reports_every_group(
 
 
 def test_human_dry_run_on_real_state_shows_each_row(tmp_path: Path) -> None:
+    """Each row names where its files are: the runtime row both of its directories (at a
+    width where nothing needs shortening)."""
     fx = extract(tmp_path)
     before = snapshot(fx.root)
-    result = invoke("--dry-run", env=fx.env)
+    result = invoke("--dry-run", env={**fx.env, "COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert snapshot(fx.root) == before
     rows = result.output.splitlines()[1:8]
     assert rows == [
-        "  database        ~/.memtomem/memtomem.db             3 files   516.4 KiB",
-        "  config          ~/.memtomem/config.json             3 files       793 B",
-        "  memories        ~/.memtomem/memories                6 files       562 B",
-        "  uploads         ~/.memtomem/uploads                 4 files        75 B",
-        "  logs            ~/.memtomem/logs                     1 file     1.7 KiB",
-        "  runtime         ~/.memtomem/.config.json.lock       5 files        77 B",
+        "  database  3 files  516.4 KiB  ~/.memtomem/memtomem.db",
+        "  config    3 files      793 B  ~/.memtomem/config.json",
+        "  memories  6 files      562 B  ~/.memtomem/memories/",
+        "  uploads   4 files       75 B  ~/.memtomem/uploads/",
+        "  logs      1 file     1.7 KiB  ~/.memtomem/logs/",
+        f"  runtime   5 files       77 B  ~/.memtomem/, {fx.runtime}/",
         "  total to delete: 22 files, 519.6 KiB",
     ]

@@ -10,7 +10,7 @@ from memtomem.uninstall.errors import CrossDevice
 from memtomem.uninstall.groups import Group
 from memtomem.uninstall.inventory import Anchor, Entry, Inventory, Role, Stray
 from memtomem.uninstall.layout import Layout
-from memtomem.uninstall.plan import Move, Plan, Row, build_plan
+from memtomem.uninstall.plan import Move, Place, Plan, Row, build_plan
 
 HOME = Path("/h")
 STATE = HOME / ".memtomem"
@@ -79,13 +79,18 @@ ALL_MOVES = {
 }
 
 
+# Where each row's entries are, as the report names them: the main entry (the database,
+# config.json) or the only one in its directory, else the directory; the state dir first.
+RUNTIME_PLACES = (Place(SESSION, False), Place(RUN, True))
+
+
 def rows(kept: set[Group]) -> tuple[Row, ...]:
     return (
-        Row(Group.DATABASE, DB, 2, 2, 4396, Group.DATABASE in kept),
-        Row(Group.CONFIG, CONFIG, 2, 2, 58, Group.CONFIG in kept),
-        Row(Group.MEMORIES, MEMORIES, 1, 4, 13, Group.MEMORIES in kept),
-        Row(Group.UPLOADS, UPLOADS, 1, 1, 3, False),
-        Row(Group.RUNTIME, SESSION, 3, 3, 29, False),
+        Row(Group.DATABASE, DB, 2, 2, 4396, Group.DATABASE in kept, (Place(DB, False),)),
+        Row(Group.CONFIG, CONFIG, 2, 2, 58, Group.CONFIG in kept, (Place(CONFIG, False),)),
+        Row(Group.MEMORIES, MEMORIES, 1, 4, 13, Group.MEMORIES in kept, (Place(MEMORIES, True),)),
+        Row(Group.UPLOADS, UPLOADS, 1, 1, 3, False, (Place(UPLOADS, True),)),
+        Row(Group.RUNTIME, SESSION, 3, 3, 29, False, RUNTIME_PLACES),
     )
 
 
@@ -116,17 +121,48 @@ def test_a_kept_database_outside_the_state_dir_does_not_keep_the_state_dir() -> 
 
 
 @pytest.mark.parametrize(
-    ("held", "row_path", "row_bytes", "remove_state_dir"),
-    [(PID_FILE, SESSION, 9, True), (SESSION, SENTINEL, 20, False)],
+    ("held", "row_path", "row_bytes", "places", "remove_state_dir"),
+    [
+        (PID_FILE, SESSION, 9, (Place(SESSION, False), Place(SENTINEL, False)), True),
+        (SESSION, SENTINEL, 20, (Place(RUN, True),), False),
+    ],
     ids=["held-in-runtime-dir", "held-in-state-dir"],
 )
 def test_held_paths_are_neither_moved_nor_counted(
-    held: Path, row_path: Path, row_bytes: int, remove_state_dir: bool
+    held: Path,
+    row_path: Path,
+    row_bytes: int,
+    places: tuple[Place, ...],
+    remove_state_dir: bool,
 ) -> None:
     plan = build_plan(inventory(), keep_config=False, keep_data=False, held=frozenset({held}))
     assert plan.moves == tuple(m for ms in ALL_MOVES.values() for m in ms if m.src != held)
-    assert plan.rows == rows(set())[:-1] + (Row(Group.RUNTIME, row_path, 2, 2, row_bytes, False),)
+    runtime = Row(Group.RUNTIME, row_path, 2, 2, row_bytes, False, places)
+    assert plan.rows == rows(set())[:-1] + (runtime,)
     assert plan.remove_state_dir is remove_state_dir
+
+
+def test_a_row_names_every_directory_its_entries_are_in() -> None:
+    """A database with companions in the state dir too, and runtime files only in the state
+    dir: each directory once, the state dir first, by its main entry where it has one."""
+    default_db = STATE / "memtomem.db"
+    entries = (
+        entry(Group.DATABASE, DB),
+        entry(Group.DATABASE, WAL),
+        entry(Group.DATABASE, STATE / "memtomem.db-wal"),
+        entry(Group.DATABASE, STATE / "memtomem.provenance_key"),
+        entry(Group.DATABASE, default_db),
+        entry(Group.RUNTIME, SESSION),
+        entry(Group.RUNTIME, STATE / ".server.pid"),
+        entry(Group.DEBOUNCE_QUEUE, STATE / "index_debounce_queue.json.lock"),
+        entry(Group.DEBOUNCE_QUEUE, STATE / "index_debounce_queue.json"),
+    )
+    plan = build_plan(inventory(entries), keep_config=False, keep_data=False)
+    assert [(r.group, r.places) for r in plan.rows] == [
+        (Group.DATABASE, (Place(default_db, False), Place(DB, False))),
+        (Group.DEBOUNCE_QUEUE, (Place(STATE / "index_debounce_queue.json", False),)),
+        (Group.RUNTIME, (Place(STATE, True),)),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -25,8 +25,8 @@ STOP = "Stop it (for example `kill {pid}`), then run mm uninstall again."
 NOT_OURS = " If you are sure it is not memtomem's, pass --force."
 
 
-def cmd60(child: Child) -> str:
-    return child.command[:60]
+def shown(child: Child) -> str:
+    return child.shown
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def _idle_connection(w: World, kids: Children) -> Child:
 
 def _db_what(verb: str) -> Callable[[World, Child], str]:
     return lambda w, c: (
-        f"a process (pid {c.pid}: {cmd60(c)}) {verb} the database ~/.memtomem/memtomem.db"
+        f"a process (pid {c.pid}: {shown(c)}) {verb} the database ~/.memtomem/memtomem.db"
     )
 
 
@@ -81,7 +81,7 @@ HOLDERS = {
         lambda w, kids: kids.flock(_server_pid(w)),
         lambda w, c: _server_pid(w),
         lambda w, c: (
-            f"a memtomem server (pid {c.pid}: {cmd60(c)}) is running for this store "
+            f"a memtomem server (pid {c.pid}: {shown(c)}) is running for this store "
             f"({_server_pid(w)} is locked)"
         ),
         lambda c: STOP.format(pid=c.pid),
@@ -91,7 +91,7 @@ HOLDERS = {
         _sentinel,
         _said_path,
         lambda w, c: (
-            f"a memtomem process (pid {c.pid}: {cmd60(c)}) has a store open "
+            f"a memtomem process (pid {c.pid}: {shown(c)}) has a store open "
             f"({_said_path(w, c)} is locked)"
         ),
         lambda c: STOP.format(pid=c.pid),
@@ -101,7 +101,7 @@ HOLDERS = {
         _presence,
         _said_path,
         lambda w, c: (
-            f"a memtomem server (pid {c.pid}: {cmd60(c)}) is starting or running for "
+            f"a memtomem server (pid {c.pid}: {shown(c)}) is starting or running for "
             f"this store ({_said_path(w, c)} is locked)"
         ),
         lambda c: STOP.format(pid=c.pid),
@@ -111,7 +111,7 @@ HOLDERS = {
         lambda w, kids: kids.flock(w.runtime / "lifecycle.lock", shared=True),
         lambda w, c: w.runtime / "lifecycle.lock",
         lambda w, c: (
-            f"a memtomem process (pid {c.pid}: {cmd60(c)}) holds the lifecycle barrier "
+            f"a memtomem process (pid {c.pid}: {shown(c)}) holds the lifecycle barrier "
             f"{w.runtime / 'lifecycle.lock'}"
         ),
         lambda c: STOP.format(pid=c.pid),
@@ -121,7 +121,7 @@ HOLDERS = {
         lambda w, kids: kids.flock(w.runtime / "web.pid"),
         lambda w, c: w.runtime / "web.pid",
         lambda w, c: (
-            f"mm web (pid {c.pid}: {cmd60(c)}) is running ({w.runtime / 'web.pid'} is locked)"
+            f"mm web (pid {c.pid}: {shown(c)}) is running ({w.runtime / 'web.pid'} is locked)"
         ),
         lambda c: f"Stop it with `mm web stop` or `kill {c.pid}`.",
         forceable=False,
@@ -262,7 +262,7 @@ def test_an_unlocked_pid_file_of_a_live_memtomem_process_needs_force(
         "path": str(pid_file),
         "pid": child.pid,
         "what": f"pid file {pid_file} names a running process (pid {child.pid}: "
-        f"{cmd60(child)}) but is not locked",
+        f"{shown(child)}) but is not locked",
         "hint": STOP.format(pid=child.pid) + " If that process is not memtomem, pass --force.",
         "forceable": True,
         "blocks": True,
@@ -315,7 +315,7 @@ def test_a_held_presence_marker_of_another_store_is_reported_and_left(
         {
             "path": str(marker),
             "pid": child.pid,
-            "what": f"a memtomem server (pid {child.pid}: {cmd60(child)}) for another store "
+            "what": f"a memtomem server (pid {child.pid}: {shown(child)}) for another store "
             f"is running ({marker})",
             "hint": "It is left alone.",
             "forceable": False,

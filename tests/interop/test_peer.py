@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.interop.peer import Peer, WebHandle
+from tests.support.children import shown_command
 from tests.support.snapshot import Node, diff, snapshot
 
 pytestmark = pytest.mark.interop
@@ -70,9 +71,9 @@ def one(folder: Path, pattern: str) -> Path:
 
 
 def who(pid: int) -> str:
-    """How our messages name a process: its pid and the first 60 chars of its command."""
+    """How our messages name a process: its pid and its command, cut to 60 characters."""
     command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-    return f"(pid {pid}: {command[:60]})"
+    return f"(pid {pid}: {shown_command(command)})"
 
 
 def stop_hint(pid: int) -> str:

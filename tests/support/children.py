@@ -72,6 +72,16 @@ class Child:
         """The command line as /proc shows it (NULs as spaces)."""
         return " ".join(self.argv)
 
+    @property
+    def shown(self) -> str:
+        """Its command line as our messages show it: up to 60 characters, a longer one cut
+        to 59 and "…"."""
+        return shown_command(self.command)
+
+
+def shown_command(command: str) -> str:
+    return command if len(command) <= 60 else command[:59] + "\u2026"
+
 
 class Children:
     """Start children and always kill them: use as a context manager (or call close)."""

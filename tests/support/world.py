@@ -75,12 +75,18 @@ def write(path: Path, data: bytes | str = b"", mode: int = 0o644) -> Path:
 
 
 def full_world(
-    root: Path, *, custom_db: bool = False, runtime_files: bool = True, stranger: bool = False
+    root: Path,
+    *,
+    custom_db: bool = False,
+    runtime_files: bool = True,
+    stranger: bool = False,
+    runtime_in_home: bool = False,
 ) -> World:
-    """Every group of the spec, plus a runtime dir with stale pid files and sentinels."""
+    """Every group of the spec, plus a runtime dir with stale pid files and sentinels (in
+    the home when `runtime_in_home`, so that reports show it the same in every test)."""
     home = root / "home"
     state = home / ".memtomem"
-    runtime = root / "run" / "memtomem-test"
+    runtime = (home if runtime_in_home else root) / "run" / "memtomem-test"
     outside = root / "outside" / "data"
     db = (outside / "custom.db") if custom_db else (state / "memtomem.db")
     w = World(root, home, state, runtime, db)

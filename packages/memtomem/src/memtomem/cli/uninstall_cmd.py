@@ -118,6 +118,8 @@ def _delete_inventory(
                     failure, home, left, unrestored
                 ) from None
             raise _UninstallPartialError(failure, home) from None
+        if progress is not None:
+            progress(0, 0)  # the delete starts
         removal = transaction.commit(stop=signals.stopping, progress=progress)
     finally:
         transaction.close()
@@ -185,15 +187,17 @@ def uninstall(
     The memtomem program itself stays installed; the report names the command that removes
     it, for the way it was installed.
     """
+    from memtomem.cli.terminal import columns
     from memtomem.cli.uninstall_run import run
     from memtomem.uninstall import render
     from memtomem.uninstall.service import Options
 
     options = Options(keep_config=keep_config, keep_data=keep_data, force=force, dry_run=dry_run)
     outcome = run(make_fsops(), options, yes=yes, as_json=as_json)
-    click.echo(
-        render.json_text(outcome) if as_json else render.text(outcome),
-        nl=False,
-        err=not as_json and outcome.exit_code not in (0, 1),
-    )
+    if as_json:
+        click.echo(render.json_text(outcome), nl=False)
+    else:
+        err = outcome.exit_code not in (0, 1)
+        width = columns(sys.stderr if err else sys.stdout)
+        click.echo(render.text(outcome, width), nl=False, err=err)
     sys.exit(int(outcome.exit_code))

@@ -10,8 +10,10 @@ from dataclasses import replace
 
 import click
 
+from memtomem.cli.progress import ProgressLine
+from memtomem.cli.terminal import ask, columns
 from memtomem.cli.uninstall_cmd import _delete_inventory, _RollbackFailed, _UninstallPartialError
-from memtomem.uninstall import render, system
+from memtomem.uninstall import pace, render, system
 from memtomem.uninstall.display import show
 from memtomem.uninstall.errors import ExitCode, NotConfirmed, Refused, UninstallError
 from memtomem.uninstall.fsops import FsOps
@@ -29,8 +31,6 @@ from memtomem.uninstall.service import (
 )
 from memtomem.uninstall.signals import deferred
 from memtomem.uninstall.tree import Progress, Removal
-
-PROGRESS_THRESHOLD_FILES = 20_000
 
 
 def run(fs: FsOps, options: Options, *, yes: bool, as_json: bool) -> Outcome:
@@ -61,6 +61,8 @@ def _run(
     as_json: bool,
 ) -> Outcome:
     recovery: Recovery | None = None
+    prepared: Prepared | None = None
+    previewed = False
     try:
         held.fds += hold_run_lock(fs, layout.home).fds
         with deferred() as signals:
@@ -78,15 +80,24 @@ def _run(
             return replace(refusal, dry_run=options.dry_run)
         if options.dry_run or not prepared.has_work:
             return _preview_only(prepared, dry_run=options.dry_run)
+        previewed = not as_json
         _confirm(prepared, yes=yes, as_json=as_json)
     except OSError as exc:
         return _refusal(_unreadable(exc, layout), layout, recovery)
     except UninstallError as error:
-        return _refusal(error, layout, recovery)
+        return replace(_refusal(error, layout, recovery, prepared), previewed=previewed)
     except KeyboardInterrupt:
         message = "Interrupted; nothing was changed."
-        return Outcome(Status.INTERRUPTED, 130, message, layout=layout, recovery=recovery)
-    return _wipe(fs, prepared, held, options, as_json, stack)
+        return Outcome(
+            Status.INTERRUPTED,
+            130,
+            message,
+            prepared=prepared,
+            layout=layout,
+            recovery=recovery,
+            previewed=previewed,
+        )
+    return replace(_wipe(fs, prepared, held, options, as_json, stack), previewed=previewed)
 
 
 def _unreadable(exc: OSError, layout: Layout) -> Refused:
@@ -142,7 +153,12 @@ def _failed(prepared: Prepared, error: _UninstallPartialError) -> Outcome:
 
 
 def _preview_only(prepared: Prepared, *, dry_run: bool) -> Outcome:
-    status, message = (Status.DRY_RUN, "") if dry_run else (Status.NOTHING, "Nothing to remove.")
+    if dry_run:
+        status, message = Status.DRY_RUN, "Dry run: nothing was changed."
+    elif prepared.plan.rows:
+        status, message = Status.NOTHING, "Nothing to remove: everything found is kept."
+    else:
+        status, message = Status.NOTHING, "No memtomem state found; nothing to remove."
     return Outcome(
         status,
         ExitCode.REMOVED,
@@ -206,9 +222,11 @@ def _refusal(
 
 
 def _confirm(prepared: Prepared, *, yes: bool, as_json: bool) -> None:
+    """Show the report and ask. Under --json the report goes to stderr, and only when
+    someone is asked: stdout then holds nothing but the document."""
+    warnings = [f"Warning: {w}" for w in prepared.warnings]
     if not as_json:
-        warnings = [f"Warning: {w}" for w in prepared.warnings]
-        click.echo("\n".join([*warnings, *render.preview(prepared)]))
+        click.echo("\n".join([*warnings, *render.preview(prepared, columns(sys.stdout))]))
     if yes:
         return
     if not sys.stdin.isatty():
@@ -216,23 +234,17 @@ def _confirm(prepared: Prepared, *, yes: bool, as_json: bool) -> None:
             "no terminal to confirm on; run again with -y to remove without "
             "asking. Nothing was changed."
         )
-    if not click.confirm("Remove it?", default=False, err=True):
+    if as_json:
+        click.echo("\n".join([*warnings, *render.preview(prepared, columns(sys.stderr))]), err=True)
+    if not ask():
         raise NotConfirmed("Not confirmed. Nothing was changed.")
 
 
 def _progress(prepared: Prepared, as_json: bool, stack: ExitStack) -> Progress | None:
-    if as_json or prepared.plan.files < PROGRESS_THRESHOLD_FILES or not sys.stderr.isatty():
+    """A progress line on the terminal, for a delete expected to take over a second."""
+    plan = prepared.plan
+    if as_json or not sys.stderr.isatty() or not pace.worth_showing(plan.files, plan.bytes):
         return None
-    bar = stack.enter_context(
-        click.progressbar(
-            length=prepared.plan.files, label="Deleting", file=sys.stderr, show_pos=True
-        )
-    )
-    done = [0]
-
-    def update(files: int, size: int) -> None:
-        bar.label = f"Deleting ({render.size(size)})"
-        bar.update(files - done[0])
-        done[0] = files
-
-    return update
+    line = ProgressLine((plan.files, plan.bytes), columns(sys.stderr), sys.stderr)
+    stack.callback(line.close)
+    return line.update

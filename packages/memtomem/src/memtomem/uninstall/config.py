@@ -20,9 +20,18 @@ def resolve_db_path(
     """Apply default < config.json < config.d/*.json (sorted) < environment; later wins."""
     path, source = default, "default"
     warnings: list[str] = []
-    fragments = _fragments(fs, state_dir / "config.d", home, warnings)
-    for file in [state_dir / "config.json", *fragments]:
-        value = _sqlite_path_in(fs, file, home, warnings)
+    main = state_dir / "config.json"
+    try:
+        chain = [(main, _sqlite_path_in(fs, main, home, warnings))]
+    except NotADirectoryError:  # HOME or the state dir is a file: there is no config to read
+        chain = []
+    if chain:
+        for file in _fragments(fs, state_dir / "config.d", home, warnings):
+            try:
+                chain.append((file, _sqlite_path_in(fs, file, home, warnings)))
+            except NotADirectoryError as exc:
+                warnings.append(_fallback(file, home, exc.strerror or str(exc)))
+    for file, value in chain:
         if value is not None:
             path, source = _absolute(value, home, cwd), show(file, home)
     if env.get(ENV_DB_PATH):
@@ -43,10 +52,13 @@ def _fragments(fs: FsOps, directory: Path, home: Path, warnings: list[str]) -> l
 
 
 def _sqlite_path_in(fs: FsOps, file: Path, home: Path, warnings: list[str]) -> str | None:
+    """The setting in one file, or None with a warning; raises NotADirectoryError."""
     try:
         raw = fs.read_bytes(file, MAX_CONFIG_BYTES + 1, follow=True)
     except FileNotFoundError:
         return None
+    except NotADirectoryError:
+        raise
     except OSError as exc:
         warnings.append(_fallback(file, home, exc.strerror or str(exc)))
         return None

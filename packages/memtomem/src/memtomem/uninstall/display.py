@@ -1,14 +1,18 @@
-"""Paths made safe to print: `~` for home, control bytes escaped, shell-quoted in commands."""
+"""Paths made safe to print: `~` for home, control bytes escaped, shell-quoted in commands,
+shortened in the middle to fit a column."""
 
 from __future__ import annotations
 
 import os
 import re
 import shlex
+from collections.abc import Iterable
 from pathlib import Path
 
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\udc80-\udcff\\]")
 _NEEDS_ANSI_C = re.compile(r"[\x00-\x1f\x7f-\x9f\udc80-\udcff]")
+_SHOWN_UNIT = re.compile(r"\\(?:x[0-9a-f]{2}|u[0-9a-f]{4}|.)|.", re.DOTALL)  # what escape() made
+ELLIPSIS = "\u2026"
 
 
 def escape(text: str) -> str:
@@ -40,6 +44,28 @@ def show(path: str | os.PathLike[str], home: Path | None) -> str:
         if base and (text == base or text.startswith(base + "/")):
             text = "~" + text[len(base) :]
     return escape(text)
+
+
+def shorten(shown: str, width: int) -> str:
+    """`shown` (escaped text) in at most `width` columns: the middle replaced by "…", never
+    splitting an escape sequence. The end, which names the file, keeps the larger half."""
+    if len(shown) <= width:
+        return shown
+    units = _SHOWN_UNIT.findall(shown)
+    room = max(width - 1, 0)
+    head, tail = _take(units, room // 2), _take(reversed(units), room - room // 2)
+    return "".join(head) + ELLIPSIS + "".join(reversed(tail))
+
+
+def _take(units: Iterable[str], width: int) -> list[str]:
+    taken: list[str] = []
+    used = 0
+    for unit in units:
+        if used + len(unit) > width:
+            break
+        taken.append(unit)
+        used += len(unit)
+    return taken
 
 
 def quote(path: str | os.PathLike[str]) -> str:

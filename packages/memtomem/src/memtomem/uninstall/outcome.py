@@ -65,6 +65,7 @@ class Outcome:
     unrestored: tuple[tuple[Path, Path], ...] = ()
     warnings: tuple[str, ...] = field(default=())
     dry_run: bool = False
+    previewed: bool = False  # the report and the warnings were shown before the prompt
 
     @property
     def envelope_status(self) -> str:

@@ -9,6 +9,7 @@ from memtomem.uninstall.display import quote, show
 from memtomem.uninstall.errors import CrossDevice, Refused
 from memtomem.uninstall.groups import Group, is_kept
 from memtomem.uninstall.inventory import Anchor, Entry, Inventory
+from memtomem.uninstall.layout import Layout
 
 _ORDER = {group: index for index, group in enumerate(Group)}
 
@@ -25,8 +26,17 @@ class Move:
 
 
 @dataclass(frozen=True)
+class Place:
+    """Where some of a row's entries are: its main entry, or the directory holding several."""
+
+    path: Path
+    is_dir: bool
+
+
+@dataclass(frozen=True)
 class Row:
-    """One report row: a group's main path, its totals, and whether it is kept."""
+    """One report row: a group's main path, its totals, whether it is kept, and its places
+    (one per directory holding its entries, the state dir's first)."""
 
     group: Group
     path: Path
@@ -34,6 +44,7 @@ class Row:
     files: int
     bytes: int
     kept: bool
+    places: tuple[Place, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -86,7 +97,10 @@ def build_plan(
             continue  # it goes with the directory it is in
         _check_movable(entry, anchors[entry.anchor], home)
         moves.append(Move(entry.group, entry.path, entry.anchor))
-    rows = tuple(_row(group, items, keep_config, keep_data) for group, items in by_group.items())
+    layout = inventory.layout
+    rows = tuple(
+        _row(group, items, keep_config, keep_data, layout) for group, items in by_group.items()
+    )
     used = tuple(dict.fromkeys(_primary_first(moves, inventory.layout.state_dir)))
     state_dir_present = inventory.layout.state_dir in anchors
     held_in_state = any(p.parent == inventory.layout.state_dir for p in held)
@@ -144,21 +158,46 @@ def _primary_first(moves: list[Move], state_dir: Path) -> list[Path]:
     return sorted(anchors, key=lambda a: a != state_dir)
 
 
-def _row(group: Group, items: list[Entry], keep_config: bool, keep_data: bool) -> Row:
+def _row(
+    group: Group, items: list[Entry], keep_config: bool, keep_data: bool, layout: Layout
+) -> Row:
     return Row(
         group,
-        min(items, key=_prominence).path,
+        min(items, key=lambda entry: _prominence(entry, layout.db_path)).path,
         len(items),
         sum(e.files for e in items),
         sum(e.bytes for e in items),
         is_kept(group, keep_config=keep_config, keep_data=keep_data),
+        _places(items, layout),
     )
 
 
-def _prominence(entry: Entry) -> tuple[int, int, str]:
-    """The entry a report row is named by: the DB or config.json, else a dir, else the first."""
+def _prominence(entry: Entry, db_path: Path) -> tuple[bool, bool, bool, str]:
+    """The entry a row's JSON path names: the configured database, else a main entry, else
+    a dir, else the first."""
+    main = _is_main(entry, db_path)
+    return (entry.path != db_path, not main, entry.kind != "dir", str(entry.path))
+
+
+def _is_main(entry: Entry, db_path: Path) -> bool:
+    """The entry a row is named by: the database (its companions go with it), config.json,
+    the debounce queue; a group such as the runtime files has none."""
     name = entry.path.name
-    main = name == "config.json" or (
-        entry.group is Group.DATABASE and "." in name and name.endswith(".db")
-    )
-    return (0 if main else 1, 0 if entry.kind == "dir" else 1, str(entry.path))
+    if entry.group is Group.DATABASE:
+        return entry.path == db_path or ("." in name and name.endswith(".db"))
+    return name in ("config.json", "index_debounce_queue.json")
+
+
+def _places(items: list[Entry], layout: Layout) -> tuple[Place, ...]:
+    by_anchor: dict[Path, list[Entry]] = {}
+    for entry in sorted(items, key=lambda e: e.anchor != layout.state_dir):
+        by_anchor.setdefault(entry.anchor, []).append(entry)
+    places = []
+    for anchor, entries in by_anchor.items():
+        main = [e for e in entries if _is_main(e, layout.db_path)]
+        if len(entries) == 1 or main:
+            named = (main or entries)[0]
+            places.append(Place(named.path, named.kind == "dir"))
+        else:
+            places.append(Place(anchor, True))
+    return tuple(places)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from memtomem.uninstall import system
-from memtomem.uninstall.display import escape, quote, show
+from memtomem.uninstall.display import ELLIPSIS, escape, quote, show
 from memtomem.uninstall.errors import Refused
 from memtomem.uninstall.fsops import FsOps
 from memtomem.uninstall.inventory import Inventory, Role
@@ -252,12 +252,17 @@ def _looks_like_memtomem(pid: int) -> bool:
     return command is None or "memtomem" in command or "mm " in f"{command} "
 
 
+COMMAND_WIDTH = 60  # a process's command line is shown up to this many characters
+
+
 def _process(pid: int | None) -> str:
     if not pid:
         return ""
     command = system.process_command(pid)
     if command:
-        return f"(pid {pid}: {escape(command[:60])}) "
+        if len(command) > COMMAND_WIDTH:
+            command = command[: COMMAND_WIDTH - 1] + ELLIPSIS
+        return f"(pid {pid}: {escape(command)}) "
     return f"(pid {pid}) "
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
-from memtomem.uninstall.display import escape, show
+from memtomem.uninstall import pace
+from memtomem.uninstall.display import ELLIPSIS, escape, shorten, show
 from memtomem.uninstall.groups import kept_by
 from memtomem.uninstall.outcome import Outcome, Prepared, Status
 from memtomem.uninstall.recipes import orphan_commands
@@ -25,50 +27,122 @@ def size(n: int) -> str:
     raise AssertionError  # pragma: no cover
 
 
-def preview(prepared: Prepared, home: Path | None = None) -> list[str]:
-    """The report shown before confirming: one row per group, then what else was found."""
-    home = prepared.layout.home if home is None else home
+WIDTH = 80  # the columns a report fits in when the terminal's width is not known
+_MIN_WHERE = 20  # the narrowest the table's last column gets; a narrower terminal wraps it
+_MIN_PLACE = 12  # no path is shortened below this
+
+
+def progress(done: tuple[int, int], total: tuple[int, int], left: float | None, width: int) -> str:
+    """One line of the delete's progress, (files, bytes) done of the total, narrower than
+    `width`: a line that wrapped could not be redrawn in place."""
+    percent = int(pace.done_fraction(*done, *total) * 100)
+    line = (
+        f"Deleting {percent:>3}%: {done[0]}/{total[0]} files, {size(done[1])} of {size(total[1])}"
+    )
+    if left is not None:
+        line += f", about {duration(left)} left"
+    return line if len(line) < width else line[: max(width - 2, 0)] + ELLIPSIS
+
+
+def duration(seconds: float) -> str:
+    """Whole seconds, rounded up: "5 s", "2 min 05 s", "1 h 02 min"."""
+    whole = math.ceil(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+
+
+def preview(prepared: Prepared, width: int = WIDTH) -> list[str]:
+    """The report shown before confirming: what was found, one row per group, and what
+    stays."""
+    return _found(prepared, width) + _notes(prepared)
+
+
+def _found(prepared: Prepared, width: int) -> list[str]:
     plan = prepared.plan
-    lines: list[str] = []
-    if plan.rows:
-        width = max(len(show(r.path, home)) for r in plan.rows)
-        lines.append("memtomem state found:")
-        for row in plan.rows:
-            mark = f"  (kept: {kept_by(row.group).value})" if row.kept else ""
-            files = f"{row.files} file" + ("" if row.files == 1 else "s")
-            lines.append(
-                f"  {row.group.value:<15} {show(row.path, home):<{width}}  "
-                f"{files:>12}  {size(row.bytes):>10}{mark}"
-            )
-        lines.append(f"  total to delete: {plan.files} files, {size(plan.bytes)}")
-    for stray in prepared.inventory.unknown:
-        if not stray.is_staging:
-            lines.append(f"Not memtomem's, left in place: {show(stray.path, home)} ({stray.kind})")
-    if prepared.inventory.unknown:
+    if not plan.rows:
+        return ["No memtomem state found."]
+    home = prepared.layout.home
+    counts = [_count(r.files) for r in plan.rows]
+    sizes = [size(r.bytes) for r in plan.rows]
+    name_w = max(len(r.group.value) for r in plan.rows)
+    count_w = max(map(len, counts))
+    size_w = max(map(len, sizes))
+    kept_w = 6 if any(r.kept for r in plan.rows) else 0  # "kept" and its gap
+    where_w = max(width - (2 + name_w + 2 + count_w + 2 + size_w + 2 + kept_w), _MIN_WHERE)
+    lines = ["memtomem state found:"]
+    for row, count, shown_size in zip(plan.rows, counts, sizes, strict=True):
+        kept = ("kept" if row.kept else "").ljust(kept_w)
+        where = _fit([show(p.path, home) + ("/" if p.is_dir else "") for p in row.places], where_w)
+        lines.append(
+            f"  {row.group.value:<{name_w}}  {count:>{count_w}}  {shown_size:>{size_w}}  "
+            f"{kept}{where}".rstrip()
+        )
+    lines.append(f"  total to delete: {_count(plan.files).rstrip()}, {size(plan.bytes)}")
+    return lines
+
+
+def _count(files: int) -> str:
+    """ "1 file " or "5 files": the numbers line up when right-aligned."""
+    return f"{files} file " if files == 1 else f"{files} files"
+
+
+def _fit(places: list[str], width: int) -> str:
+    """The places, comma-separated, in `width` columns: the longest shortened first."""
+    while len(", ".join(places)) > width:
+        longest = max(range(len(places)), key=lambda i: len(places[i]))
+        target = max(len(places[longest]) - (len(", ".join(places)) - width), _MIN_PLACE)
+        if target >= len(places[longest]):
+            break
+        places[longest] = shorten(places[longest], target)
+    return ", ".join(places)
+
+
+def _notes(prepared: Prepared) -> list[str]:
+    home = prepared.layout.home
+    lines = []
+    strays = [s for s in prepared.inventory.unknown if not s.is_staging]
+    for stray in strays:
+        lines.append(f"Not memtomem's, left in place: {show(stray.path, home)} ({stray.kind})")
+    if strays:  # staging dirs are recovery's to report: a run may remove them first
         lines.append(f"  so {show(prepared.layout.state_dir, home)} itself stays.")
     for finding in prepared.findings:
         if not finding.blocks or finding.forceable:
             lines.append(f"Note: {finding.what}.")
-    for integration in prepared.integrations:
-        lines.append(
-            f"Editor integration (not modified): {show(integration.path, home)} "
-            f"has {escape(integration.where)}; remove that entry yourself."
-        )
+    return lines
+
+
+def hints(prepared: Prepared) -> list[str]:
+    """What else to do once the state is gone: editor entries, and the program itself."""
+    home = prepared.layout.home
+    lines = []
+    if prepared.integrations:
+        lines.append("Editor configs name memtomem (not modified; remove these entries yourself):")
+        lines += [f"  {show(i.path, home)}: {escape(i.where)}" for i in prepared.integrations]
     lines.append(f"To remove the memtomem program too: {prepared.binary_hint}")
     return lines
 
 
-def text(outcome: Outcome) -> str:
+# The outcomes after which the state is gone, or would be: then what else to remove.
+_HINTED = (Status.REMOVED, Status.NOTHING, Status.DRY_RUN)
+
+
+def text(outcome: Outcome, width: int = WIDTH) -> str:
+    """The human report of an outcome: recovery, warnings, the report (unless it was shown
+    before the prompt), the result line, what could not be done, then hints."""
     home = outcome.layout.home if outcome.layout else None
+    prepared = outcome.prepared
     lines = _recovery_lines(outcome.recovery, home)
-    lines += [f"Warning: {w}" for w in outcome.warnings]
-    if outcome.prepared is not None and (
-        outcome.dry_run or outcome.status in (Status.DRY_RUN, Status.NOTHING)
-    ):
-        lines += preview(outcome.prepared)
-    if outcome.status is Status.DRY_RUN:
-        lines.append("Dry run: nothing was changed.")
-    elif outcome.status is Status.REFUSED:
+    shown = prepared.warnings if prepared is not None and outcome.previewed else ()
+    lines += [f"Warning: {w}" for w in outcome.warnings if w not in shown]
+    if prepared is not None and not outcome.previewed:
+        if outcome.status is Status.NOTHING:  # its message says whether anything was found
+            lines += (_found(prepared, width) if prepared.plan.rows else []) + _notes(prepared)
+        elif outcome.dry_run or outcome.status is Status.DRY_RUN:
+            lines += preview(prepared, width)
+    if outcome.status is Status.REFUSED:
         for finding in outcome.findings or ():
             lines.append(f"Refused: {finding.what}. {finding.hint}")
         if not outcome.findings:
@@ -89,26 +163,33 @@ def text(outcome: Outcome) -> str:
     if outcome.restore:
         lines.append("To put everything back, run:")
         lines += [f"  {command}" for command in outcome.restore]
+    if prepared is not None and outcome.status in _HINTED:
+        lines += hints(prepared)
     return "\n".join(lines) + "\n"
+
+
+# What recovery did, or in a dry run would do, with each interrupted run it found.
+_RECOVERED = {
+    "rolled-back": ("put back {n} item(s)", "Would put back {n} item(s)"),
+    "finished": ("finished deleting {n} item(s)", "Would finish deleting {n} item(s)"),
+    "cleaned": ("removed an empty staging dir", "Would remove an empty staging dir"),
+}
 
 
 def _recovery_lines(recovery: Recovery | None, home: Path | None) -> list[str]:
     if recovery is None:
         return []
     lines = []
-    verb = "Would have" if recovery.dry_run else "Recovered:"
     for run in recovery.runs:
-        what = {
-            "rolled-back": f"put back {run.items} item(s) of an interrupted uninstall",
-            "finished": f"finished deleting {run.items} item(s) of an interrupted uninstall",
-            "cleaned": "removed an empty staging dir of an interrupted uninstall",
-        }[run.action.value]
-        lines.append(f"{verb} {what} ({show(run.primary, home)}).")
+        done, planned = _RECOVERED[run.action.value]
+        what = (planned if recovery.dry_run else f"Recovered: {done}").format(n=run.items)
+        lines.append(f"{what} of an interrupted uninstall ({show(run.primary, home)}).")
+    left = "it would be left untouched" if recovery.dry_run else "it was left untouched"
     for orphan in recovery.orphans:
         restore, discard = orphan_commands(orphan.path, orphan.anchor)
         lines.append(
             f"Found {show(orphan.path, home)} ({orphan.kind}) with no record of the "
-            "run that made it; it was left untouched."
+            f"run that made it; {left}."
         )
         if orphan.kind == "dir":
             lines.append(f"  to put its contents back: {restore}")
