@@ -477,6 +477,8 @@ def test_planted_staging_entry_is_reported_never_touched(
             "path": str(planted),
             "anchor": str(world.state),
             "kind": reported,
+            "reason": "no-record",
+            "detail": None,
             "restore": restore if reported == "dir" else None,
             "discard": f"rm -rf -- {planted}",
         }

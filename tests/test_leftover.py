@@ -257,6 +257,8 @@ def test_a_staging_dir_without_a_journal_is_reported_and_left_intact(
                 "path": str(orphan),
                 "anchor": str(orphan.parent),
                 "kind": "dir",
+                "reason": "no-record",
+                "detail": None,
                 "restore": restore,
                 "discard": discard,
             }

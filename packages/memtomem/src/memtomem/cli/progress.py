@@ -19,7 +19,7 @@ class ProgressLine:
         self,
         total: tuple[int, int],
         width: int,
-        stream: TextIO,
+        stream: TextIO | None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.total = total
@@ -48,11 +48,19 @@ class ProgressLine:
         if self.start is None:
             return
         self._draw(None)
-        self.stream.write("\n")
-        self.stream.flush()
+        self._write("\n")
 
     def _draw(self, left: float | None) -> None:
         line = render.progress(self.done, self.total, left, self.width)
-        self.stream.write("\r" + line + " " * max(self.drawn - len(line), 0))
-        self.stream.flush()
+        self._write("\r" + line + " " * max(self.drawn - len(line), 0))
         self.drawn = len(line)
+
+    def _write(self, text: str) -> None:
+        """A terminal that went away ends the line, never the delete."""
+        if self.stream is None:
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except OSError:
+            self.stream = None

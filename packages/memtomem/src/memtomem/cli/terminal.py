@@ -1,4 +1,5 @@
-"""What the CLI needs of a terminal: the width to lay a report out in, and the prompt."""
+"""What the CLI needs of a terminal: output that outlives its reader, the width to lay a
+report out in, and the prompt."""
 
 from __future__ import annotations
 
@@ -11,6 +12,28 @@ import click
 from memtomem.uninstall import render
 
 QUESTION = "Remove it? [y/N]: "
+
+
+def emit(text: str, *, err: bool = False, nl: bool = True) -> None:
+    """Echo `text`. A reader that went away (`mm uninstall -y | head`) is no error: this and
+    all later output to that stream is dropped, and the run goes on to its own outcome."""
+    stream = sys.stderr if err else sys.stdout
+    try:
+        click.echo(text, nl=nl, err=err)
+        stream.flush()
+    except OSError:  # EPIPE, or any write error of a stream nobody reads
+        _silence(stream)
+
+
+def _silence(stream: TextIO) -> None:
+    """Point the stream's descriptor at /dev/null, so that the interpreter's last flush does
+    not fail too (which would make the exit status 120)."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, stream.fileno())
+        os.close(null)
+    except (OSError, ValueError):
+        pass
 
 
 def columns(stream: TextIO) -> int:

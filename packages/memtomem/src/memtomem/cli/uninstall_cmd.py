@@ -18,7 +18,7 @@ from memtomem.uninstall.fsops import FsOps
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from memtomem.uninstall.outcome import Prepared
+    from memtomem.uninstall.outcome import Outcome, Prepared
     from memtomem.uninstall.signals import Deferred
     from memtomem.uninstall.transaction import Staged, StageFailed
     from memtomem.uninstall.tree import Progress, Removal
@@ -187,17 +187,39 @@ def uninstall(
     The memtomem program itself stays installed; the report names the command that removes
     it, for the way it was installed.
     """
-    from memtomem.cli.terminal import columns
+    from memtomem.cli.terminal import columns, emit
     from memtomem.cli.uninstall_run import run
     from memtomem.uninstall import render
     from memtomem.uninstall.service import Options
 
     options = Options(keep_config=keep_config, keep_data=keep_data, force=force, dry_run=dry_run)
-    outcome = run(make_fsops(), options, yes=yes, as_json=as_json)
+    try:
+        outcome = run(make_fsops(), options, yes=yes, as_json=as_json)
+    except Exception as bug:  # a bug, not an expected failure: still one clear answer
+        outcome = _internal_error(bug, dry_run=dry_run)
     if as_json:
-        click.echo(render.json_text(outcome), nl=False)
+        emit(render.json_text(outcome), nl=False)
     else:
         err = outcome.exit_code not in (0, 1)
         width = columns(sys.stderr if err else sys.stdout)
-        click.echo(render.text(outcome, width), nl=False, err=err)
+        emit(render.text(outcome, width), nl=False, err=err)
     sys.exit(int(outcome.exit_code))
+
+
+def _internal_error(bug: Exception, *, dry_run: bool) -> Outcome:
+    from memtomem.uninstall.display import escape
+    from memtomem.uninstall.outcome import Outcome, Status
+
+    what = escape(f"{type(bug).__name__}: {bug}")[:300]
+    after = (
+        "nothing was changed"
+        if dry_run
+        else "if it had begun to remove, run mm uninstall again: it finishes or undoes an "
+        "interrupted run first"
+    )
+    return Outcome(
+        Status.INTERNAL_ERROR,
+        ExitCode.INTERNAL_ERROR,
+        f"mm uninstall stopped on an internal error ({what}); {after}. Please report it.",
+        dry_run=dry_run,
+    )

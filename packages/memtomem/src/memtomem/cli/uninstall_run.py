@@ -8,10 +8,8 @@ import sys
 from contextlib import ExitStack
 from dataclasses import replace
 
-import click
-
 from memtomem.cli.progress import ProgressLine
-from memtomem.cli.terminal import ask, columns
+from memtomem.cli.terminal import ask, columns, emit
 from memtomem.cli.uninstall_cmd import _delete_inventory, _RollbackFailed, _UninstallPartialError
 from memtomem.uninstall import pace, render, system
 from memtomem.uninstall.display import show
@@ -226,7 +224,7 @@ def _confirm(prepared: Prepared, *, yes: bool, as_json: bool) -> None:
     someone is asked: stdout then holds nothing but the document."""
     warnings = [f"Warning: {w}" for w in prepared.warnings]
     if not as_json:
-        click.echo("\n".join([*warnings, *render.preview(prepared, columns(sys.stdout))]))
+        emit("\n".join([*warnings, *render.preview(prepared, columns(sys.stdout))]))
     if yes:
         return
     if not sys.stdin.isatty():
@@ -235,7 +233,7 @@ def _confirm(prepared: Prepared, *, yes: bool, as_json: bool) -> None:
             "asking. Nothing was changed."
         )
     if as_json:
-        click.echo("\n".join([*warnings, *render.preview(prepared, columns(sys.stderr))]), err=True)
+        emit("\n".join([*warnings, *render.preview(prepared, columns(sys.stderr))]), err=True)
     if not ask():
         raise NotConfirmed("Not confirmed. Nothing was changed.")
 

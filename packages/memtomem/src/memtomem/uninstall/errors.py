@@ -12,6 +12,7 @@ class ExitCode(IntEnum):
     ROLLED_BACK = 3
     ROLLBACK_INCOMPLETE = 4
     LEFTOVER = 5
+    INTERNAL_ERROR = 70  # sysexits' EX_SOFTWARE: a bug, not an expected failure
 
 
 class UninstallError(Exception):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from memtomem.uninstall import jsonread
 from memtomem.uninstall.fsops import FsOps
 
 _JSON_FILES = (
@@ -20,6 +21,9 @@ _JSON_FILES = (
     ".kimi/mcp.json",
     ".kimi-code/mcp.json",
 )
+
+
+MAX_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -53,14 +57,16 @@ def find(fs: FsOps, home: Path, cwd: Path, env: Mapping[str, str]) -> tuple[Inte
 
 
 def _load(fs: FsOps, path: Path, *, toml: bool) -> Any:
+    """The document in an editor's config, or None for anything unreadable: these are only
+    reported, so any bytes, type, size or depth just means nothing to report."""
     try:
-        raw = fs.read_bytes(path, limit=16 << 20)
+        raw = fs.read_bytes(path, MAX_BYTES + 1)
         if not toml:
-            return json.loads(raw)
+            return jsonread.loads(raw, limit=MAX_BYTES)
         import tomllib  # here: only a Codex config needs it, and `mm` starts faster
 
-        return tomllib.loads(raw.decode("utf-8"))
-    except (OSError, ValueError):
+        return tomllib.loads(raw[:MAX_BYTES].decode("utf-8")) if len(raw) <= MAX_BYTES else None
+    except (OSError, ValueError, RecursionError):
         return None
 
 

@@ -25,6 +25,7 @@ class Status(Enum):
     ROLLBACK_INCOMPLETE = "rollback-incomplete"
     LEFTOVER = "leftover"
     INTERRUPTED = "interrupted"
+    INTERNAL_ERROR = "internal-error"
 
 
 @dataclass(frozen=True)

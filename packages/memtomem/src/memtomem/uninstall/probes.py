@@ -237,12 +237,14 @@ def _read(path: Path, fd: int, size: int) -> bytes:
 
 
 def _pid_in(path: Path, body: bytes) -> int | None:
-    """The pid on a pid file's first line, or at the start of a sentinel's name."""
+    """The pid on a pid file's first line, or at the start of a sentinel's name: decimal
+    digits naming a possible process, else None (any bytes may be there)."""
     text = body.split(b"\n", 1)[0].decode("ascii", "replace") if body else path.name
-    try:
-        return int(text.split("-", 1)[0].strip())
-    except ValueError:
+    digits = text.split("-", 1)[0].strip()
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 10:
         return None
+    pid = int(digits)
+    return pid if 0 < pid <= system.MAX_PID else None
 
 
 def _looks_like_memtomem(pid: int) -> bool:

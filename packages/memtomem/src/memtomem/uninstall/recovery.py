@@ -48,6 +48,7 @@ class Why(Enum):
     """Why a staging-named entry was left untouched."""
 
     NO_RECORD = "no-record"  # no journal of a run of this user's
+    UNSAFE = "unsafe"  # yours, but others could have changed it (its mode, or its dir's)
     FOREIGN = "foreign"  # another user's
     BUSY = "busy"  # a live mm uninstall holds it
 
@@ -72,7 +73,7 @@ class Orphan:
     anchor: Path
     kind: str
     why: Why = Why.NO_RECORD
-    detail: str = ""  # the owner's uid, or the live run's pid
+    detail: str = ""  # the owner's uid, the live run's pid, or why it is unsafe
 
 
 @dataclass(frozen=True)
@@ -269,7 +270,12 @@ def _find_in(fs: FsOps, anchor: Path, anchor_fd: int, where: trust.Trust, found:
             found.orphans.append(Orphan(path, anchor, kind, Why.FOREIGN, str(st.st_uid)))
             continue
         number = _STAGING.fullmatch(name)
-        if where.problem or trust.of_staging(st) or number is None:
+        unsafe = trust.of_staging(st) if stat.S_ISDIR(st.st_mode) else None
+        if where.problem or unsafe:
+            reason = unsafe or f"is in a directory that {where.problem}"
+            found.orphans.append(Orphan(path, anchor, kind, Why.UNSAFE, reason))
+            continue
+        if number is None or not stat.S_ISDIR(st.st_mode):
             found.orphans.append(Orphan(path, anchor, kind))
             continue
         staging = _open(fs, anchor, anchor_fd, name, st)

@@ -12,7 +12,7 @@ from memtomem.uninstall.display import ELLIPSIS, escape, shorten, show
 from memtomem.uninstall.groups import kept_by
 from memtomem.uninstall.outcome import Outcome, Prepared, Status
 from memtomem.uninstall.recipes import orphan_commands
-from memtomem.uninstall.recovery import Recovery
+from memtomem.uninstall.recovery import Orphan, Recovery, Why
 
 SCHEMA = "memtomem.uninstall"
 SCHEMA_VERSION = 1
@@ -186,11 +186,19 @@ def _recovery_lines(recovery: Recovery | None, home: Path | None) -> list[str]:
         lines.append(f"{what} of an interrupted uninstall ({show(run.primary, home)}).")
     left = "it would be left untouched" if recovery.dry_run else "it was left untouched"
     for orphan in recovery.orphans:
+        found = f"Found {show(orphan.path, home)} ({orphan.kind})"
+        if orphan.why is Why.FOREIGN:  # not yours: nothing to suggest doing with it
+            lines.append(f"{found}, owned by uid {orphan.detail}, not by you; {left}.")
+            continue
+        if orphan.why is Why.BUSY:
+            who = f" (pid {orphan.detail})" if orphan.detail else ""
+            lines.append(f"{found}: another mm uninstall{who} is working in it; {left}.")
+            continue
+        if orphan.why is Why.UNSAFE:
+            lines.append(f"{found}, which {escape(orphan.detail)}; {left}.")
+        else:
+            lines.append(f"{found} with no record of the run that made it; {left}.")
         restore, discard = orphan_commands(orphan.path, orphan.anchor)
-        lines.append(
-            f"Found {show(orphan.path, home)} ({orphan.kind}) with no record of the "
-            f"run that made it; {left}."
-        )
         if orphan.kind == "dir":
             lines.append(f"  to put its contents back: {restore}")
         lines.append(f"  to discard it: {discard}")
@@ -275,16 +283,21 @@ def _recovery_doc(recovery: Recovery | None) -> dict[str, Any] | None:
             {"staging": _p(r.primary), "pid": r.pid, "action": r.action.value, "items": r.items}
             for r in recovery.runs
         ],
-        "orphans": [
-            {
-                "path": _p(o.path),
-                "anchor": _p(o.anchor),
-                "kind": o.kind,
-                "restore": orphan_commands(o.path, o.anchor)[0] if o.kind == "dir" else None,
-                "discard": orphan_commands(o.path, o.anchor)[1],
-            }
-            for o in recovery.orphans
-        ],
+        "orphans": [_orphan_doc(o) for o in recovery.orphans],
+    }
+
+
+def _orphan_doc(orphan: Orphan) -> dict[str, Any]:
+    restore, discard = orphan_commands(orphan.path, orphan.anchor)
+    yours = orphan.why not in (Why.FOREIGN, Why.BUSY)
+    return {
+        "path": _p(orphan.path),
+        "anchor": _p(orphan.anchor),
+        "kind": orphan.kind,
+        "reason": orphan.why.value,
+        "detail": escape(orphan.detail) or None,
+        "restore": restore if yours and orphan.kind == "dir" else None,
+        "discard": discard if yours else None,
     }
 
 

@@ -158,8 +158,11 @@ def mount_points_below(directories: Iterable[str]) -> Mounts:
     return frozenset(found)
 
 
+MAX_PID = 2**31 - 1  # what os.kill takes (a pid_t); Linux's own limit is lower
+
+
 def process_alive(pid: int) -> bool:
-    if pid <= 0:
+    if not 0 < pid <= MAX_PID:
         return False
     try:
         os.kill(pid, 0)
@@ -167,7 +170,7 @@ def process_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    except OSError:
+    except (OSError, OverflowError):
         return False
     return True
 
