@@ -44,7 +44,8 @@ def run(fs: FsOps, options: Options, *, yes: bool, as_json: bool) -> Outcome:
         f"could not remove {show(path, final.home)}, made for this run: {reason}"
         for path, reason in held.problems
     ]
-    return replace(outcome, warnings=(*final.warnings, *leftover))
+    found = outcome.prepared.warnings if outcome.prepared else final.warnings
+    return replace(outcome, warnings=(*found, *leftover))
 
 
 def _run(

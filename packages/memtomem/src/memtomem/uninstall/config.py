@@ -67,7 +67,10 @@ def _sqlite_path_in(fs: FsOps, file: Path, home: Path, warnings: list[str]) -> s
     except jsonread.Unreadable as exc:
         warnings.append(_fallback(file, home, exc.reason))
         return None
-    storage = data.get("storage") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        warnings.append(_fallback(file, home, "not a JSON object"))
+        return None
+    storage = data.get("storage")
     value = storage.get("sqlite_path") if isinstance(storage, dict) else None
     if value is None:
         return None

@@ -116,7 +116,7 @@ def prepare(
         plan=plan,
         integrations=integrations.find(fs, layout.home, layout.cwd, env),
         binary_hint=install.removal_hint(env),
-        warnings=layout.warnings,
+        warnings=(*layout.warnings, *inventory.notes),
     )
 
 
