@@ -111,7 +111,7 @@ def staged_run(root: Path) -> tuple[Path, Path, list[Staged]]:
 
 @pytest.mark.parametrize("shell", SHELLS)
 def test_restore_commands_put_everything_back(tmp_path: Path, shell: str) -> None:
-    anchor, staging, items = staged_run(tmp_path)
+    _anchor, staging, items = staged_run(tmp_path)
     before = snapshot(tmp_path)
     for command in recipes.restore_commands([staging], items):
         done = run(shell, command)
