@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -108,3 +109,40 @@ def test_running_the_command_loads_the_machinery(tmp_path: Path) -> None:
     assert proc.stdout.startswith("No memtomem state found.\nDry run: nothing was changed.\n")
     assert {"memtomem.cli.uninstall_run", "memtomem.uninstall.transaction"} <= set(loaded)
     assert [p.name for p in (tmp_path / "home").iterdir()] == []
+
+
+def _imports(path: Path, src: Path) -> set[str]:
+    """The memtomem modules `path` imports, at its top or inside functions."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:  # `from package import module` imports that module
+                full = f"{node.module}.{alias.name}"
+                is_module = (src / (full.replace(".", "/") + ".py")).exists()
+                found.add(full if is_module else node.module)
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+    return {m for m in found if m.split(".")[0] == "memtomem"}
+
+
+def test_imports_flow_one_way() -> None:
+    """No module imports, at its top or lazily, one that imports it back, however far round:
+    the package's import graph has no cycle."""
+    src = Path(__file__).resolve().parents[1] / "packages/memtomem/src"
+    graph = {}
+    for path in sorted((src / "memtomem").rglob("*.py")):
+        name = ".".join(path.relative_to(src).with_suffix("").parts).removesuffix(".__init__")
+        graph[name] = {m for m in _imports(path, src) if m != name}
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:
+        assert name not in path, "import cycle: " + " -> ".join([*path, name])
+        if name in done:
+            return
+        for dep in sorted(graph.get(name, ())):
+            if not name.startswith(dep + "."):  # a module's own package is loaded first
+                visit(dep, [*path, name])
+        done.add(name)
+
+    for name in graph:
+        visit(name, [])

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from memtomem.uninstall.errors import ExitCode, UninstallError
+from memtomem.uninstall.errors import ExitCode, WipeFailed
 from memtomem.uninstall.fsops import FsOps
 
 if TYPE_CHECKING:
@@ -27,19 +27,20 @@ if TYPE_CHECKING:
 make_fsops: Callable[[], FsOps] = FsOps
 
 
-class _UninstallPartialError(UninstallError):
+class _UninstallPartialError(WipeFailed):
     """The wipe failed after it started and everything was moved back: state as before."""
 
-    exit_code: int = ExitCode.ROLLED_BACK
-
     def __init__(self, failure: StageFailed, home: Path, message: str | None = None):
+        super().__init__(message or _failure_text(failure, home), path=str(failure.path))
         self.failure = failure
         self.signal = failure.signal
-        super().__init__(message or _failure_text(failure, home), path=str(failure.path))
-        if failure.signal is not None:
-            self.exit_code = 128 + failure.signal
-        elif failure.cause is not None and failure.cause.errno == errno.EXDEV:
-            self.exit_code = ExitCode.REFUSED
+
+    @classmethod
+    def of(cls, failure: StageFailed, home: Path) -> _UninstallPartialError:
+        """The error for a failure that was fully rolled back."""
+        if failure.cause is not None and failure.cause.errno == errno.EXDEV:
+            return _AcrossFilesystems(failure, home)
+        return cls(failure, home)
 
     @classmethod
     def rollback_failed(
@@ -48,8 +49,16 @@ class _UninstallPartialError(UninstallError):
         return _RollbackFailed(failure, home, stagings, unrestored)
 
 
+class _AcrossFilesystems(_UninstallPartialError):
+    """A move met another filesystem only once the wipe had begun: put back, and refused."""
+
+    exit_code = ExitCode.REFUSED
+
+
 class _RollbackFailed(_UninstallPartialError):
     """Undoing failed too: nothing is deleted; print where each item is and how to move it."""
+
+    exit_code = ExitCode.ROLLBACK_INCOMPLETE
 
     def __init__(
         self, failure: StageFailed, home: Path, stagings: list[Path], unrestored: tuple[Staged, ...]
@@ -64,9 +73,8 @@ class _RollbackFailed(_UninstallPartialError):
         )
         from memtomem.uninstall.recipes import restore_commands
 
-        self.exit_code = ExitCode.ROLLBACK_INCOMPLETE
-        self.unrestored = unrestored
-        self.commands = restore_commands(stagings, unrestored)
+        self.unrestored = tuple((m.dst, m.src) for m in unrestored)
+        self.commands = tuple(restore_commands(stagings, unrestored))
 
 
 def _failure_text(failure: StageFailed, home: Path, *, restored: bool = True) -> str:
@@ -117,7 +125,7 @@ def _delete_inventory(
                 raise _UninstallPartialError.rollback_failed(
                     failure, home, left, unrestored
                 ) from None
-            raise _UninstallPartialError(failure, home) from None
+            raise _UninstallPartialError.of(failure, home) from None
         if progress is not None:
             progress(0, 0)  # the delete starts
         removal = transaction.commit(stop=signals.stopping, progress=progress)
@@ -194,7 +202,7 @@ def uninstall(
 
     options = Options(keep_config=keep_config, keep_data=keep_data, force=force, dry_run=dry_run)
     try:
-        outcome = run(make_fsops(), options, yes=yes, as_json=as_json)
+        outcome = run(make_fsops(), options, _delete_inventory, yes=yes, as_json=as_json)
     except Exception as bug:  # a bug, not an expected failure: still one clear answer
         outcome = _internal_error(bug, dry_run=dry_run)
     if as_json:
@@ -219,7 +227,6 @@ def _internal_error(bug: Exception, *, dry_run: bool) -> Outcome:
     )
     return Outcome(
         Status.INTERNAL_ERROR,
-        ExitCode.INTERNAL_ERROR,
         f"mm uninstall stopped on an internal error ({what}); {after}. Please report it.",
         dry_run=dry_run,
     )

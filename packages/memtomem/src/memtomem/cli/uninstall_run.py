@@ -1,23 +1,25 @@
 """What `mm uninstall` does once its options are parsed: recover, prepare, confirm, wipe,
-and the Outcome of each way that can end. Loaded only when the command runs."""
+and the Outcome of each way that can end. Loaded only when the command runs; the command
+hands it the delete step (the design card keeps that in the command's module)."""
 
 from __future__ import annotations
 
 import os
+import signal as signals_
 import sys
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import replace
 
 from memtomem.cli.progress import ProgressLine
 from memtomem.cli.terminal import ask, columns, emit
-from memtomem.cli.uninstall_cmd import _delete_inventory, _RollbackFailed, _UninstallPartialError
 from memtomem.uninstall import pace, render, system
 from memtomem.uninstall.display import show
-from memtomem.uninstall.errors import ExitCode, NotConfirmed, Refused, UninstallError
+from memtomem.uninstall.errors import NotConfirmed, Refused, UninstallError, WipeFailed
 from memtomem.uninstall.fsops import FsOps
 from memtomem.uninstall.layout import Layout, build_layout
 from memtomem.uninstall.locks import Held, hold_run_lock, release_quietly
-from memtomem.uninstall.outcome import Outcome, Prepared, Status
+from memtomem.uninstall.outcome import Outcome, Prepared, Status, status_of
 from memtomem.uninstall.probes import InUse
 from memtomem.uninstall.recovery import Recovery
 from memtomem.uninstall.service import (
@@ -27,18 +29,20 @@ from memtomem.uninstall.service import (
     recover_interrupted,
     recovery_failure,
 )
-from memtomem.uninstall.signals import deferred
+from memtomem.uninstall.signals import Deferred, deferred
 from memtomem.uninstall.tree import Progress, Removal
 
+Delete = Callable[[FsOps, Prepared, Deferred, Progress | None], Removal]
 
-def run(fs: FsOps, options: Options, *, yes: bool, as_json: bool) -> Outcome:
+
+def run(fs: FsOps, options: Options, delete: Delete, *, yes: bool, as_json: bool) -> Outcome:
     system.raise_fd_limit()
     env = dict(os.environ)
     layout = build_layout(fs, env)
     held = Held()
     with ExitStack() as stack:
         stack.callback(release_quietly, fs, held)
-        outcome = _run(fs, env, layout, held, options, stack, yes=yes, as_json=as_json)
+        outcome = _run(fs, env, layout, held, options, delete, stack, yes=yes, as_json=as_json)
     final = outcome.layout or layout
     leftover = [
         f"could not remove {show(path, final.home)}, made for this run: {reason}"
@@ -54,6 +58,7 @@ def _run(
     layout: Layout,
     held: Held,
     options: Options,
+    delete: Delete,
     stack: ExitStack,
     *,
     yes: bool,
@@ -86,17 +91,17 @@ def _run(
     except UninstallError as error:
         return replace(_refusal(error, layout, recovery, prepared), previewed=previewed)
     except KeyboardInterrupt:
-        message = "Interrupted; nothing was changed."
         return Outcome(
             Status.INTERRUPTED,
-            130,
-            message,
+            "Interrupted; nothing was changed.",
             prepared=prepared,
             layout=layout,
             recovery=recovery,
             previewed=previewed,
+            signal=signals_.SIGINT,
         )
-    return replace(_wipe(fs, prepared, held, options, as_json, stack), previewed=previewed)
+    wiped = _wipe(fs, prepared, held, options, delete, as_json, stack)
+    return replace(wiped, previewed=previewed)
 
 
 def _unreadable(exc: OSError, layout: Layout) -> Refused:
@@ -111,14 +116,20 @@ def _unreadable(exc: OSError, layout: Layout) -> Refused:
 
 
 def _wipe(
-    fs: FsOps, prepared: Prepared, held: Held, options: Options, as_json: bool, stack: ExitStack
+    fs: FsOps,
+    prepared: Prepared,
+    held: Held,
+    options: Options,
+    delete: Delete,
+    as_json: bool,
+    stack: ExitStack,
 ) -> Outcome:
     layout = prepared.layout
     with deferred() as signals:
         try:
             lock_for_wipe(fs, prepared, held, options)
-            removal = _delete_inventory(fs, prepared, signals, _progress(prepared, as_json, stack))
-        except _UninstallPartialError as error:
+            removal = delete(fs, prepared, signals, _progress(prepared, as_json, stack))
+        except WipeFailed as error:
             return _failed(prepared, error)
         except OSError as exc:
             return _refusal(_unreadable(exc, layout), layout, prepared.recovery, prepared)
@@ -127,28 +138,19 @@ def _wipe(
     return _removed(prepared, removal, signals.pending(), prepared.recovery)
 
 
-def _failed(prepared: Prepared, error: _UninstallPartialError) -> Outcome:
-    base = Outcome(
-        Status.ROLLED_BACK,
-        error.exit_code,
+def _failed(prepared: Prepared, error: WipeFailed) -> Outcome:
+    status = status_of(error)
+    return Outcome(
+        status,
         error.message,
         prepared=prepared,
         layout=prepared.layout,
         recovery=prepared.recovery,
         path=error.path,
+        restore=error.commands,
+        unrestored=error.unrestored,
+        signal=error.signal if status is Status.INTERRUPTED else None,
     )
-    if isinstance(error, _RollbackFailed):
-        return replace(
-            base,
-            status=Status.ROLLBACK_INCOMPLETE,
-            restore=tuple(error.commands),
-            unrestored=tuple((m.dst, m.src) for m in error.unrestored),
-        )
-    if error.signal:
-        return replace(base, status=Status.INTERRUPTED)
-    if error.exit_code == ExitCode.REFUSED:
-        return replace(base, status=Status.REFUSED)
-    return base
 
 
 def _preview_only(prepared: Prepared, *, dry_run: bool) -> Outcome:
@@ -160,7 +162,6 @@ def _preview_only(prepared: Prepared, *, dry_run: bool) -> Outcome:
         status, message = Status.NOTHING, "No memtomem state found; nothing to remove."
     return Outcome(
         status,
-        ExitCode.REMOVED,
         message,
         prepared=prepared,
         layout=prepared.layout,
@@ -174,7 +175,6 @@ def _removed(
 ) -> Outcome:
     base = Outcome(
         Status.REMOVED,
-        ExitCode.REMOVED,
         prepared=prepared,
         layout=prepared.layout,
         recovery=recovery,
@@ -182,21 +182,21 @@ def _removed(
         removed_bytes=None if removal.error_count or removal.stopped else prepared.plan.bytes,
         leftovers=tuple(removal.errors),
         leftover_count=removal.error_count,
+        signal=signal,  # a signal after the last delete still ends the run as 128+N
     )
     if removal.stopped and signal is not None:
         message = (
             f"interrupted by signal {signal} while deleting; run mm uninstall again to finish."
         )
-        return replace(base, status=Status.INTERRUPTED, exit_code=128 + signal, message=message)
+        return replace(base, status=Status.INTERRUPTED, message=message)
     if removal.error_count:
         message = (
             f"Removed memtomem's state, but {removal.error_count} item(s) could not be deleted; "
             "fix the cause below, then run mm uninstall again to finish."
         )
-        return replace(base, status=Status.LEFTOVER, exit_code=ExitCode.LEFTOVER, message=message)
+        return replace(base, status=Status.LEFTOVER, message=message, signal=None)
     message = f"Removed {removal.files} files ({render.size(prepared.plan.bytes)})."
-    code = 128 + signal if signal is not None else ExitCode.REMOVED
-    return replace(base, exit_code=code, message=message)
+    return replace(base, message=message)
 
 
 def _refusal(
@@ -206,10 +206,8 @@ def _refusal(
     prepared: Prepared | None = None,
 ) -> Outcome:
     findings = error.findings if isinstance(error, InUse) else ()
-    status = Status.DECLINED if isinstance(error, NotConfirmed) else Status.REFUSED
     return Outcome(
-        status,
-        error.exit_code,
+        status_of(error),
         error.message,
         prepared=prepared,
         layout=layout,

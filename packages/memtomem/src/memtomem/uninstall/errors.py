@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from enum import IntEnum
+from pathlib import Path
+from typing import ClassVar
 
 
 class ExitCode(IntEnum):
@@ -15,10 +17,15 @@ class ExitCode(IntEnum):
     INTERNAL_ERROR = 70  # sysexits' EX_SOFTWARE: a bug, not an expected failure
 
 
+def signal_exit(signal: int) -> int:
+    """The exit status of a run that signal N interrupted, as a shell reports one: 128+N."""
+    return 128 + signal
+
+
 class UninstallError(Exception):
     """An expected failure: rendered as one clear message, never as a traceback."""
 
-    exit_code: int = ExitCode.REFUSED
+    exit_code: ClassVar[int] = ExitCode.REFUSED
 
     def __init__(self, message: str, *, path: str | None = None, hint: str | None = None):
         super().__init__(message)
@@ -38,3 +45,13 @@ class CrossDevice(Refused):
 
 class NotConfirmed(UninstallError):
     exit_code = ExitCode.DECLINED
+
+
+class WipeFailed(UninstallError):
+    """The wipe failed after it began, and everything was moved back; `signal` when a signal
+    stopped it. The command's subclasses say when not everything came back."""
+
+    exit_code = ExitCode.ROLLED_BACK
+    signal: int | None = None
+    unrestored: tuple[tuple[Path, Path], ...] = ()  # (where it is now, where it belongs)
+    commands: tuple[str, ...] = ()  # shell commands that put everything back

@@ -6,7 +6,13 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from memtomem.uninstall.errors import ExitCode
+from memtomem.uninstall.errors import (
+    ExitCode,
+    NotConfirmed,
+    UninstallError,
+    WipeFailed,
+    signal_exit,
+)
 from memtomem.uninstall.integrations import Integration
 from memtomem.uninstall.inventory import Inventory
 from memtomem.uninstall.layout import Layout
@@ -26,6 +32,41 @@ class Status(Enum):
     LEFTOVER = "leftover"
     INTERRUPTED = "interrupted"
     INTERNAL_ERROR = "internal-error"
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """What a run that ends this way exits with (one that a signal ended: see Outcome)."""
+        return _EXIT_CODES[self]
+
+
+_EXIT_CODES = {
+    Status.REMOVED: ExitCode.REMOVED,
+    Status.NOTHING: ExitCode.REMOVED,
+    Status.DRY_RUN: ExitCode.REMOVED,
+    Status.DECLINED: ExitCode.DECLINED,
+    Status.REFUSED: ExitCode.REFUSED,
+    Status.ROLLED_BACK: ExitCode.ROLLED_BACK,
+    Status.ROLLBACK_INCOMPLETE: ExitCode.ROLLBACK_INCOMPLETE,
+    Status.LEFTOVER: ExitCode.LEFTOVER,
+    Status.INTERRUPTED: ExitCode.ROLLED_BACK,  # always with the signal, which decides
+    Status.INTERNAL_ERROR: ExitCode.INTERNAL_ERROR,
+}
+_ERROR_STATUS = {
+    ExitCode.DECLINED: Status.DECLINED,
+    ExitCode.REFUSED: Status.REFUSED,
+    ExitCode.ROLLED_BACK: Status.ROLLED_BACK,
+    ExitCode.ROLLBACK_INCOMPLETE: Status.ROLLBACK_INCOMPLETE,
+}
+
+
+def status_of(error: UninstallError) -> Status:
+    """How a run that raised `error` ends: its class's exit code names the status, except
+    that a wipe a signal stopped was interrupted."""
+    if isinstance(error, WipeFailed) and error.signal is not None:
+        return Status.INTERRUPTED
+    if isinstance(error, NotConfirmed):
+        return Status.DECLINED
+    return _ERROR_STATUS[ExitCode(error.exit_code)]
 
 
 @dataclass(frozen=True)
@@ -50,7 +91,6 @@ class Prepared:
 @dataclass(frozen=True)
 class Outcome:
     status: Status
-    exit_code: int
     message: str = ""
     prepared: Prepared | None = None
     layout: Layout | None = None
@@ -67,6 +107,12 @@ class Outcome:
     warnings: tuple[str, ...] = field(default=())
     dry_run: bool = False
     previewed: bool = False  # the report and the warnings were shown before the prompt
+    signal: int | None = None  # the signal that ended the run, if one did
+
+    @property
+    def exit_code(self) -> int:
+        """The one rule: 128+N when signal N ended the run, else the status's code."""
+        return signal_exit(self.signal) if self.signal is not None else self.status.exit_code
 
     @property
     def envelope_status(self) -> str:

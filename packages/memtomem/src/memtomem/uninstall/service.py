@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from memtomem.uninstall import config, install, integrations, probes, runtime
 from memtomem.uninstall.display import show
-from memtomem.uninstall.errors import ExitCode, Refused
+from memtomem.uninstall.errors import Refused
 from memtomem.uninstall.fsops import FsOps
 from memtomem.uninstall.inventory import scan
 from memtomem.uninstall.layout import DEFAULT_DB_NAME, Layout, spelled_through
@@ -57,7 +57,6 @@ def recovery_failure(layout: Layout, recovery: Recovery, signal: int | None) -> 
         commands = restore_commands(stagings, unrestored)
         return Outcome(
             Status.ROLLBACK_INCOMPLETE,
-            ExitCode.ROLLBACK_INCOMPLETE,
             "an interrupted uninstall could not be undone completely; nothing was deleted",
             layout=layout,
             recovery=recovery,
@@ -67,7 +66,6 @@ def recovery_failure(layout: Layout, recovery: Recovery, signal: int | None) -> 
     if recovery.leftovers:
         return Outcome(
             Status.LEFTOVER,
-            ExitCode.LEFTOVER,
             "an interrupted uninstall was finished, but some files could not be deleted",
             layout=layout,
             recovery=recovery,
@@ -83,10 +81,10 @@ def recovery_failure(layout: Layout, recovery: Recovery, signal: int | None) -> 
             )
         return Outcome(
             Status.INTERRUPTED,
-            128 + signal,
             message,
             layout=layout,
             recovery=recovery,
+            signal=signal,
         )
     return None
 
