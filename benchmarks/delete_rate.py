@@ -25,8 +25,8 @@ from memtomem.cli.uninstall_cmd import _delete_inventory
 from memtomem.uninstall.fsops import FsOps
 from memtomem.uninstall.layout import build_layout
 from memtomem.uninstall.recovery import recover
-from memtomem.uninstall.service import Options, prepare
 from memtomem.uninstall.signals import deferred
+from memtomem.uninstall.steps import Options, prepare
 
 PER_DIR = 1000
 SMALL = 2400  # the mean size of a memory file in bench.py's trees

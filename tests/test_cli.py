@@ -146,3 +146,22 @@ def test_imports_flow_one_way() -> None:
 
     for name in graph:
         visit(name, [])
+
+
+def test_the_readme_names_every_module_once() -> None:
+    """README's "Layout of the code" has one row per module of the package."""
+    repo = Path(__file__).resolve().parents[1]
+    package = repo / "packages/memtomem/src/memtomem"
+    text = (repo / "README.md").read_text()
+    table = text[text.index("## Layout of the code") :].split("\n## ")[0]
+    named: list[str] = []
+    for line in table.splitlines():
+        if not line.startswith("| `"):
+            continue
+        cells = line.split("|")[1].replace("`", "").split(",")
+        first = cells[0].strip()
+        folder = first.rsplit("/", 1)[0] + "/" if "/" in first else ""
+        named += [first] + [folder + c.strip() for c in cells[1:]]
+    modules = {str(p.relative_to(package)) for p in package.rglob("*.py")}
+    modules -= {"__init__.py", "__main__.py", "uninstall/__init__.py"}
+    assert sorted(named) == sorted(modules)

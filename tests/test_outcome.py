@@ -11,7 +11,7 @@ import pytest
 from memtomem.cli.uninstall_cmd import _UninstallPartialError
 from memtomem.uninstall.errors import CrossDevice, ExitCode, NotConfirmed, Refused
 from memtomem.uninstall.outcome import Outcome, Status, status_of
-from memtomem.uninstall.transaction import Staged, StageFailed
+from memtomem.uninstall.transaction import StageFailed
 
 HOME = Path("/h")
 FAILED = StageFailed(HOME / ".memtomem" / "memories", OSError(errno.EIO, "I/O error"))
@@ -33,7 +33,7 @@ FAILED = StageFailed(HOME / ".memtomem" / "memories", OSError(errno.EIO, "I/O er
         ),
         (
             _UninstallPartialError.rollback_failed(
-                FAILED, HOME, [HOME / "s"], (Staged(HOME / "a", HOME / "s" / "a"),)
+                FAILED, HOME, [HOME / "s"], ((HOME / "s" / "a", HOME / "a"),)
             ),
             Status.ROLLBACK_INCOMPLETE,
             4,

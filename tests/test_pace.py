@@ -8,7 +8,7 @@ import io
 import pytest
 
 from memtomem.cli.progress import ProgressLine
-from memtomem.uninstall import pace, render
+from memtomem.uninstall import pace, report
 
 MIB = 2**20
 
@@ -81,7 +81,7 @@ def test_nothing_to_delete_is_all_done() -> None:
     ],
 )
 def test_duration(seconds: float, shown: str) -> None:
-    assert render.duration(seconds) == shown
+    assert report.duration(seconds) == shown
 
 
 TOTAL = (20_532, 211_212)
@@ -102,7 +102,7 @@ TOTAL = (20_532, 211_212)
     ],
 )
 def test_progress_line(done: tuple[int, int], left: float | None, width: int, line: str) -> None:
-    assert render.progress(done, TOTAL, left, width) == line
+    assert report.progress(done, TOTAL, left, width) == line
     assert len(line) < width
 
 

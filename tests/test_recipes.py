@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from memtomem.uninstall import recipes
-from memtomem.uninstall.transaction import Staged
+from memtomem.uninstall.transaction import Unrestored
 from tests.support import commands
 from tests.support.snapshot import diff, snapshot
 from tests.support.world import write
@@ -43,9 +43,9 @@ def orphan(root: Path, odd: str) -> tuple[Path, Path]:
 
 def test_the_commands_read_as_documented() -> None:
     staging = Path("/h/.memtomem/.uninstall-staging-7")
-    item = Staged(Path("/h/.memtomem/memories"), staging / "memories")
+    item = (staging / "memories", Path("/h/.memtomem/memories"))
     assert recipes.restore_commands([staging], [item]) == [
-        commands.move_home(item.dst, item.src),
+        commands.move_home(*item),
         commands.clean_up(staging),
     ]
     assert recipes.orphan_commands(staging, staging.parent) == (
@@ -96,7 +96,7 @@ def test_put_back_moves_nothing_when_a_name_is_taken(
     assert snapshot(tmp_path) == before, "\n".join(diff(before, snapshot(tmp_path)))
 
 
-def staged_run(root: Path) -> tuple[Path, Path, list[Staged]]:
+def staged_run(root: Path) -> tuple[Path, Path, list[Unrestored]]:
     """What a rollback that failed leaves: two items still staged, journals, a scaffold."""
     anchor = root / "home" / ".memtomem"
     staging = anchor / ".uninstall-staging-9"
@@ -105,7 +105,7 @@ def staged_run(root: Path) -> tuple[Path, Path, list[Staged]]:
     write(staging / ".uninstall-journal.json", "{}", 0o600)
     write(staging / ".uninstall-journal.json.tmp", "{", 0o600)
     (staging / "instances").mkdir()
-    items = [Staged(anchor / n, staging / n) for n in ("config.json", "memories")]
+    items = [(staging / n, anchor / n) for n in ("config.json", "memories")]
     return anchor, staging, items
 
 

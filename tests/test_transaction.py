@@ -1,4 +1,4 @@
-"""uninstall/transaction.py on real trees: stage, commit, rollback, put_back, finish.
+"""uninstall/transaction.py on real trees: stage, commit, finish, rollback.
 
 The plan is built by hand (a frozen value), so each test knows exactly what must move where.
 """
@@ -18,7 +18,7 @@ import pytest
 from memtomem.uninstall.groups import Group
 from memtomem.uninstall.plan import Move, Plan
 from memtomem.uninstall.recovery import Scope, recover
-from memtomem.uninstall.transaction import StageFailed, Transaction, put_back
+from memtomem.uninstall.transaction import StageFailed, Transaction, rollback
 from tests.support.faults import Fault, ScriptedFs
 from tests.support.snapshot import Node, diff, snapshot, without
 from tests.support.world import write
@@ -164,7 +164,7 @@ def test_stage_then_commit_removes_exactly_the_plan(tree: Tree, remove_state_dir
     txn = Transaction(fs, tree.plan(remove_state_dir), interrupted=never)
     txn.stage()
     fs.hook = hook
-    removal = txn.commit(stop=lambda: False)
+    removal = txn.finish(stop=lambda: False)
     assert seen and seen[0]["state"] == "committed"
     assert (removal.error_count, removal.errors) == (0, [])
     expected = without(before, tree.root, tree.removed)
@@ -190,36 +190,36 @@ def test_commit_removes_an_emptied_state_dir(tmp_path: Path) -> None:
     )
     txn.stage()
     assert read_journal(state / f".uninstall-staging-{os.getpid()}")["remove_state_dir"] is True
-    removal = txn.commit(stop=lambda: False)
+    removal = txn.finish(stop=lambda: False)
     assert (removal.files, removal.error_count) == (2, 0)
     expected = without(before, tmp_path, [state])
     assert snapshot(tmp_path) == expected
 
 
-def test_put_back_is_idempotent(tree: Tree) -> None:
+def test_rollback_is_idempotent(tree: Tree) -> None:
     before = tree.tree()
     fs = ScriptedFs()
     txn = Transaction(fs, tree.plan(), interrupted=never)
     txn.stage()
-    assert put_back(fs, txn.stagings) == ()
+    assert rollback(fs, txn.stagings) == ()
     assert tree.tree() == before
-    assert put_back(fs, txn.stagings) == ()
+    assert rollback(fs, txn.stagings) == ()
     assert tree.tree() == before
 
 
-def test_put_back_after_a_half_done_rollback(tree: Tree) -> None:
-    # A crash mid-rollback: some items are already home. put_back checks where each one is.
+def test_rollback_after_a_half_done_rollback(tree: Tree) -> None:
+    # A crash mid-rollback: some items are already home. rollback checks where each one is.
     before = tree.tree()
     fs = ScriptedFs()
     txn = Transaction(fs, tree.plan(), interrupted=never)
     txn.stage()
     for move in tree.moves[3:]:
         os.replace(tree.staged(move), move.src)
-    assert put_back(fs, txn.stagings) == ()
+    assert rollback(fs, txn.stagings) == ()
     assert tree.tree() == before, "\n".join(diff(before, tree.tree()))
 
 
-def test_put_back_reports_what_it_could_not_move_and_a_retry_finishes(tree: Tree) -> None:
+def test_rollback_reports_what_it_could_not_move_and_a_retry_finishes(tree: Tree) -> None:
     before = tree.tree()
     stuck = tree.moves[1]
     fs = ScriptedFs()
@@ -227,12 +227,12 @@ def test_put_back_reports_what_it_could_not_move_and_a_retry_finishes(tree: Tree
     txn.stage()
     fs.faults.append(Fault(errno.EIO, op="replace", contains=f"{tree.staged(stuck)} -> "))
     unrestored = txn.rollback()
-    assert [(s.src, s.dst) for s in unrestored] == [(stuck.src, tree.staged(stuck))]
+    assert list(unrestored) == [(tree.staged(stuck), stuck.src)]
     # Nothing is discarded while an item is still staged: both journals stay.
     assert (tree.staging(tree.state) / JOURNAL).is_file()
     assert (tree.staging(tree.dbdir) / JOURNAL).is_file()
     assert os.path.lexists(tree.staged(stuck))
-    assert put_back(fs, txn.stagings) == ()
+    assert rollback(fs, txn.stagings) == ()
     assert tree.tree() == before, "\n".join(diff(before, tree.tree()))
 
 
@@ -243,7 +243,7 @@ def test_finish_keeps_the_primary_journal_while_a_secondary_resists(tree: Tree) 
     txn.stage()
     secondary = tree.staging(tree.dbdir)
     fs.faults.append(Fault(errno.EIO, op="unlink", contains=f"{secondary}/", every_from=True))
-    removal = txn.commit(stop=lambda: False)
+    removal = txn.finish(stop=lambda: False)
     txn.close()
     reason = "Input/output error (injected)"
     assert sorted(removal.errors) == [  # the order of a directory listing is the fs's

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from memtomem.uninstall import pace, render
+from memtomem.uninstall import pace, report
 
 REDRAW = 0.1  # seconds between two redraws: often enough to look alive, cheap at any rate
 
@@ -51,7 +51,7 @@ class ProgressLine:
         self._write("\n")
 
     def _draw(self, left: float | None) -> None:
-        line = render.progress(self.done, self.total, left, self.width)
+        line = report.progress(self.done, self.total, left, self.width)
         self._write("\r" + line + " " * max(self.drawn - len(line), 0))
         self.drawn = len(line)
 

@@ -9,7 +9,7 @@ from typing import TextIO
 
 import click
 
-from memtomem.uninstall import render
+from memtomem.uninstall import report
 
 QUESTION = "Remove it? [y/N]: "
 
@@ -43,10 +43,10 @@ def columns(stream: TextIO) -> int:
         return int(value)
     try:
         if stream.isatty():
-            return os.get_terminal_size(stream.fileno()).columns or render.WIDTH
+            return os.get_terminal_size(stream.fileno()).columns or report.WIDTH
     except (OSError, ValueError):  # no descriptor behind it, or not a terminal after all
         pass
-    return render.WIDTH
+    return report.WIDTH
 
 
 def ask() -> bool:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from memtomem.uninstall.outcome import Outcome, Prepared
     from memtomem.uninstall.signals import Deferred
-    from memtomem.uninstall.transaction import Staged, StageFailed
+    from memtomem.uninstall.transaction import StageFailed, Unrestored
     from memtomem.uninstall.tree import Progress, Removal
 
 # The seam the test launcher swaps: every filesystem call goes through this object.
@@ -44,7 +44,11 @@ class _UninstallPartialError(WipeFailed):
 
     @classmethod
     def rollback_failed(
-        cls, failure: StageFailed, home: Path, stagings: list[Path], unrestored: tuple[Staged, ...]
+        cls,
+        failure: StageFailed,
+        home: Path,
+        stagings: list[Path],
+        unrestored: tuple[Unrestored, ...],
     ) -> _UninstallPartialError:
         return _RollbackFailed(failure, home, stagings, unrestored)
 
@@ -61,7 +65,11 @@ class _RollbackFailed(_UninstallPartialError):
     exit_code = ExitCode.ROLLBACK_INCOMPLETE
 
     def __init__(
-        self, failure: StageFailed, home: Path, stagings: list[Path], unrestored: tuple[Staged, ...]
+        self,
+        failure: StageFailed,
+        home: Path,
+        stagings: list[Path],
+        unrestored: tuple[Unrestored, ...],
     ):
         cause = _failure_text(failure, home, restored=False)
         if unrestored:
@@ -73,12 +81,12 @@ class _RollbackFailed(_UninstallPartialError):
         )
         from memtomem.uninstall.recipes import restore_commands
 
-        self.unrestored = tuple((m.dst, m.src) for m in unrestored)
+        self.unrestored = unrestored
         self.commands = tuple(restore_commands(stagings, unrestored))
 
 
 def _failure_text(failure: StageFailed, home: Path, *, restored: bool = True) -> str:
-    from memtomem.uninstall.display import show
+    from memtomem.uninstall.printable import show
 
     shown = show(failure.path, home)
     after = "; everything was put back, nothing was changed" if restored else ""
@@ -117,7 +125,7 @@ def _delete_inventory(
     try:
         try:
             transaction.stage()
-            transaction.mark_committed()
+            transaction.commit()
         except StageFailed as failure:
             unrestored = transaction.rollback()
             left = transaction.left()
@@ -128,7 +136,7 @@ def _delete_inventory(
             raise _UninstallPartialError.of(failure, home) from None
         if progress is not None:
             progress(0, 0)  # the delete starts
-        removal = transaction.commit(stop=signals.stopping, progress=progress)
+        removal = transaction.finish(stop=signals.stopping, progress=progress)
     finally:
         transaction.close()
     if progress is not None:
@@ -197,8 +205,8 @@ def uninstall(
     """
     from memtomem.cli.terminal import columns, emit
     from memtomem.cli.uninstall_run import run
-    from memtomem.uninstall import render
-    from memtomem.uninstall.service import Options
+    from memtomem.uninstall import report
+    from memtomem.uninstall.steps import Options
 
     options = Options(keep_config=keep_config, keep_data=keep_data, force=force, dry_run=dry_run)
     try:
@@ -206,17 +214,17 @@ def uninstall(
     except Exception as bug:  # a bug, not an expected failure: still one clear answer
         outcome = _internal_error(bug, dry_run=dry_run)
     if as_json:
-        emit(render.json_text(outcome), nl=False)
+        emit(report.json_text(outcome), nl=False)
     else:
         err = outcome.exit_code not in (0, 1)
         width = columns(sys.stderr if err else sys.stdout)
-        emit(render.text(outcome, width), nl=False, err=err)
+        emit(report.text(outcome, width), nl=False, err=err)
     sys.exit(int(outcome.exit_code))
 
 
 def _internal_error(bug: Exception, *, dry_run: bool) -> Outcome:
-    from memtomem.uninstall.display import escape
     from memtomem.uninstall.outcome import Outcome, Status
+    from memtomem.uninstall.printable import escape
 
     what = escape(f"{type(bug).__name__}: {bug}")[:300]
     after = (

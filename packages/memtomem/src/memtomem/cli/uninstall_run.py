@@ -13,23 +13,23 @@ from dataclasses import replace
 
 from memtomem.cli.progress import ProgressLine
 from memtomem.cli.terminal import ask, columns, emit
-from memtomem.uninstall import pace, render, system
-from memtomem.uninstall.display import show
+from memtomem.uninstall import pace, report, system
 from memtomem.uninstall.errors import NotConfirmed, Refused, UninstallError, WipeFailed
 from memtomem.uninstall.fsops import FsOps
 from memtomem.uninstall.layout import Layout, build_layout
 from memtomem.uninstall.locks import Held, hold_run_lock, release_quietly
 from memtomem.uninstall.outcome import Outcome, Prepared, Status, status_of
+from memtomem.uninstall.printable import show
 from memtomem.uninstall.probes import InUse
 from memtomem.uninstall.recovery import Recovery
-from memtomem.uninstall.service import (
+from memtomem.uninstall.signals import Deferred, deferred
+from memtomem.uninstall.steps import (
     Options,
     lock_for_wipe,
     prepare,
     recover_interrupted,
     recovery_failure,
 )
-from memtomem.uninstall.signals import Deferred, deferred
 from memtomem.uninstall.tree import Progress, Removal
 
 Delete = Callable[[FsOps, Prepared, Deferred, Progress | None], Removal]
@@ -195,7 +195,7 @@ def _removed(
             "fix the cause below, then run mm uninstall again to finish."
         )
         return replace(base, status=Status.LEFTOVER, message=message, signal=None)
-    message = f"Removed {removal.files} files ({render.size(prepared.plan.bytes)})."
+    message = f"Removed {removal.files} files ({report.size(prepared.plan.bytes)})."
     return replace(base, message=message)
 
 
@@ -223,7 +223,7 @@ def _confirm(prepared: Prepared, *, yes: bool, as_json: bool) -> None:
     someone is asked: stdout then holds nothing but the document."""
     warnings = [f"Warning: {w}" for w in prepared.warnings]
     if not as_json:
-        emit("\n".join([*warnings, *render.preview(prepared, columns(sys.stdout))]))
+        emit("\n".join([*warnings, *report.preview(prepared, columns(sys.stdout))]))
     if yes:
         return
     if not sys.stdin.isatty():
@@ -232,7 +232,7 @@ def _confirm(prepared: Prepared, *, yes: bool, as_json: bool) -> None:
             "asking. Nothing was changed."
         )
     if as_json:
-        emit("\n".join([*warnings, *render.preview(prepared, columns(sys.stderr))]), err=True)
+        emit("\n".join([*warnings, *report.preview(prepared, columns(sys.stderr))]), err=True)
     if not ask():
         raise NotConfirmed("Not confirmed. Nothing was changed.")
 

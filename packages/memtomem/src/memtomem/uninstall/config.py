@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from memtomem.uninstall import jsonread
-from memtomem.uninstall.display import show
 from memtomem.uninstall.fsops import FsOps
+from memtomem.uninstall.printable import show
 
 ENV_DB_PATH = "MEMTOMEM_STORAGE__SQLITE_PATH"
 MAX_CONFIG_BYTES = 16 << 20  # far above any real config; a larger file is ignored, with a warning

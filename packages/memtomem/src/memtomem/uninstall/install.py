@@ -8,8 +8,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from memtomem.uninstall.display import escape, quote
 from memtomem.uninstall.install_facts import NAME, InstallFacts, gather
+from memtomem.uninstall.printable import escape, quote
 
 # uvx and `uv run --with` build their environments in buckets like archive-v0 of uv's cache.
 _UV_CACHE_BUCKET = re.compile(r"[a-z]+-v[0-9]+")

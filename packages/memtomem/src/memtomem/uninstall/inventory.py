@@ -9,11 +9,11 @@ from enum import Enum
 from pathlib import Path
 
 from memtomem.uninstall import runtime, shares, system, trust
-from memtomem.uninstall.display import show
 from memtomem.uninstall.errors import Refused
 from memtomem.uninstall.fsops import FsOps, stat_entry
 from memtomem.uninstall.groups import STAGING_PREFIX, Group, classify, is_database_name
 from memtomem.uninstall.layout import DEFAULT_DB_NAME, Layout
+from memtomem.uninstall.printable import show
 from memtomem.uninstall.system import Mounts, is_mount
 from memtomem.uninstall.trust import PRIVATE, Trust
 
@@ -118,7 +118,7 @@ def scan(fs: FsOps, layout: Layout) -> Inventory:
 
 
 @dataclass(frozen=True)
-class _Found:
+class _Measured:
     path: Path
     anchor: Path
     group: Group | None
@@ -134,14 +134,14 @@ def _measured_all(
     anchor: Path,
     db_paths: tuple[Path, ...],
     mounts: Mounts,
-) -> list[_Found]:
+) -> list[_Measured]:
     """Every entry of the state dir, classified; ours measured (the big trees in two
     processes, mount points below counted as one entry, never entered), the rest stat-ed."""
     classified = [(entry, classify(entry.name, db_paths)) for entry in found]
     return _measured_many(fs, classified, anchor, mounts)
 
 
-def _measured(fs: FsOps, entry: os.DirEntry[str], anchor: Path, group: Group) -> _Found:
+def _measured(fs: FsOps, entry: os.DirEntry[str], anchor: Path, group: Group) -> _Measured:
     return _measured_many(fs, [(entry, group)], anchor)[0]
 
 
@@ -150,7 +150,7 @@ def _measured_many(
     found: list[tuple[os.DirEntry[str], Group | None]],
     anchor: Path,
     mounts: Mounts = frozenset(),
-) -> list[_Found]:
+) -> list[_Measured]:
     stated = [(entry, group, stat_entry(fs, entry)) for entry, group in found]
     ours = [(entry.path, st) for entry, group, st in stated if group is not None]
     totals = iter(shares.measure_roots(fs, ours, mounts))
@@ -160,11 +160,13 @@ def _measured_many(
         if group is not None:
             t = next(totals)
             files, size = t.files, t.bytes
-        out.append(_Found(Path(entry.path), anchor, group, st, files, size, is_mount(st, mounts)))
+        out.append(
+            _Measured(Path(entry.path), anchor, group, st, files, size, is_mount(st, mounts))
+        )
     return out
 
 
-def _as_entry(found: _Found, role: Role = Role.PLAIN) -> Entry:
+def _as_entry(found: _Measured, role: Role = Role.PLAIN) -> Entry:
     assert found.group is not None
     return Entry(
         found.group,

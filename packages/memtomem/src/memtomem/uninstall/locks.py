@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from memtomem.uninstall import system
-from memtomem.uninstall.display import quote, show
 from memtomem.uninstall.errors import Refused
 from memtomem.uninstall.fsops import FsOps
+from memtomem.uninstall.printable import quote, show
 
 
 class AnotherRun(Refused):

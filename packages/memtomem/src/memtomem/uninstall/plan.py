@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from memtomem.uninstall.display import quote, show
 from memtomem.uninstall.errors import CrossDevice, Refused
 from memtomem.uninstall.groups import Group, is_kept
 from memtomem.uninstall.inventory import Anchor, Entry, Inventory
 from memtomem.uninstall.layout import Layout
+from memtomem.uninstall.printable import quote, show
 
 _ORDER = {group: index for index, group in enumerate(Group)}
 

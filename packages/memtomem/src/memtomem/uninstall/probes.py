@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from memtomem.uninstall import system
-from memtomem.uninstall.display import ELLIPSIS, escape, quote, show
 from memtomem.uninstall.errors import Refused
 from memtomem.uninstall.fsops import FsOps
 from memtomem.uninstall.inventory import Inventory, Role
+from memtomem.uninstall.printable import ELLIPSIS, escape, quote, show
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _LOCK_BYTES = 0x40000000  # SQLite's PENDING, RESERVED and SHARED bytes start here

@@ -11,11 +11,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from memtomem.uninstall.display import quote
 from memtomem.uninstall.journal import JOURNAL_NAME, TEMP_NAME
+from memtomem.uninstall.printable import quote
 
 if TYPE_CHECKING:
-    from memtomem.uninstall.transaction import Staged
+    from memtomem.uninstall.transaction import Unrestored
 
 _RECORD = f"{JOURNAL_NAME}|{TEMP_NAME}"
 _EACH = 'for f in * .[!.]* ..?*; do [ -e "$f" ] || [ -L "$f" ] || continue; '
@@ -43,10 +43,10 @@ _PUT_BACK = (
 )
 
 
-def restore_commands(stagings: Iterable[Path], unrestored: Iterable[Staged]) -> list[str]:
+def restore_commands(stagings: Iterable[Path], unrestored: Iterable[Unrestored]) -> list[str]:
     """A guarded `mv` per item that is not home, then one command per staging dir that
     removes it once it holds only its journal."""
-    lines = [_move_home(m.dst, m.src) for m in unrestored]
+    lines = [_move_home(now, belongs) for now, belongs in unrestored]
     lines += [f"sh -c {quote(_CLEAN_UP)} sh {quote(staging)}" for staging in stagings]
     return lines
 

@@ -26,12 +26,12 @@ from memtomem.uninstall.journal import JOURNAL_NAME, TEMP_NAME, Journal, State
 from memtomem.uninstall.layout import DEFAULT_DB_NAME, path_digest
 from memtomem.uninstall.transaction import (
     SCAFFOLDS,
-    Staged,
     Staging,
     Stop,
+    Unrestored,
+    drop,
     finish,
-    put_back,
-    release,
+    rollback,
 )
 
 _STAGING = re.compile(re.escape(STAGING_PREFIX) + r"([1-9][0-9]{0,9})")
@@ -59,7 +59,7 @@ class RecoveredRun:
     pid: int
     action: Action
     items: int
-    unrestored: tuple[Staged, ...] = ()
+    unrestored: tuple[Unrestored, ...] = ()
     leftovers: tuple[tuple[str, str], ...] = ()
     stagings: tuple[Path, ...] = ()
     stopped: bool = False
@@ -83,7 +83,7 @@ class Recovery:
     dry_run: bool = False
 
     @property
-    def unrestored(self) -> tuple[Staged, ...]:
+    def unrestored(self) -> tuple[Unrestored, ...]:
         return tuple(m for r in self.runs for m in r.unrestored)
 
     @property
@@ -132,7 +132,7 @@ class _Member:
 
 
 @dataclass
-class _Found:
+class _Scan:
     members: dict[tuple[int, str], list[_Member]] = field(default_factory=dict)
     empty: list[Staging] = field(default_factory=list)
     orphans: list[Orphan] = field(default_factory=list)
@@ -151,7 +151,7 @@ def recover(fs: FsOps, scope: Scope, *, dry_run: bool, stop: Stop) -> Recovery:
     try:
         runs = [_settle(fs, scope, group, dry_run, stop, found) for group in found.members.values()]
         for staging in found.empty:
-            if dry_run or release(fs, staging):
+            if dry_run or drop(fs, staging):
                 runs.append(RecoveredRun(staging.path, 0, Action.CLEANED, 0))
             else:
                 found.orphans.append(Orphan(staging.path, staging.anchor, "dir"))
@@ -166,7 +166,7 @@ def _settle(
     group: list[_Member],
     dry_run: bool,
     stop: Stop,
-    found: _Found,
+    found: _Scan,
 ) -> RecoveredRun:
     """Finish the run if its one primary journal says COMMITTED; otherwise put it back."""
     journals = [m.journal for m in group if m.journal is not None]
@@ -193,14 +193,14 @@ def _settle(
         removal = finish(fs, stagings, state_dir, stop=stop)
         run = replace(run, leftovers=tuple(removal.errors), stopped=removal.stopped)
     else:
-        run = replace(run, unrestored=put_back(fs, stagings))
+        run = replace(run, unrestored=rollback(fs, stagings))
     for staging in stagings:  # what no run put there keeps its dir: an orphan from now on
         if not run.stopped and not run.leftovers and not run.unrestored and _exists(fs, staging):
             found.orphans.append(Orphan(staging.path, staging.anchor, "dir"))
     return run
 
 
-def _adopt_empty(found: _Found) -> None:
+def _adopt_empty(found: _Scan) -> None:
     """An empty staging dir named for the pid of a run found with a journal is that run's:
     made before its journal was written. It goes with the run (it holds nothing to act on)."""
     pids = {key[0]: key for key in found.members}
@@ -238,8 +238,8 @@ def _scaffold(fs: FsOps, staging: Staging, name: str) -> list[str]:
         os.close(fd)
 
 
-def _find(fs: FsOps, scope: Scope) -> _Found:
-    found = _Found()
+def _find(fs: FsOps, scope: Scope) -> _Scan:
+    found = _Scan()
     seen: set[tuple[int, int]] = set()
     for anchor in scope.anchors:
         try:
@@ -257,7 +257,7 @@ def _find(fs: FsOps, scope: Scope) -> _Found:
     return found
 
 
-def _find_in(fs: FsOps, anchor: Path, anchor_fd: int, where: trust.Trust, found: _Found) -> None:
+def _find_in(fs: FsOps, anchor: Path, anchor_fd: int, where: trust.Trust, found: _Scan) -> None:
     at = At(anchor_fd, str(anchor))
     for name in sorted(n for n in _names(fs, at) if n.startswith(STAGING_PREFIX)):
         path = anchor / name

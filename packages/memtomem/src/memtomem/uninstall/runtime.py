@@ -11,12 +11,15 @@ from pathlib import Path
 from memtomem.uninstall import system
 from memtomem.uninstall.fsops import FsOps
 
-TEST_OVERRIDE = "_MEMTOMEM_TEST_RUNTIME_DIR"
+# memtomem's own rule, mirrored: this variable names the one runtime dir, but only while
+# PYTEST_CURRENT_TEST is set too, so it can never redirect a user's run (upstream's tests,
+# and ours, point memtomem and this command at one private dir with it).
+MEMTOMEM_TEST_RUNTIME_DIR = "_MEMTOMEM_TEST_RUNTIME_DIR"
 
 
 def candidates(fs: FsOps, env: Mapping[str, str]) -> tuple[Path, ...]:
     """Every runtime dir memtomem 0.6.12 or older releases may have used; primary first."""
-    override = env.get(TEST_OVERRIDE)
+    override = env.get(MEMTOMEM_TEST_RUNTIME_DIR)
     if override and env.get("PYTEST_CURRENT_TEST"):
         return (Path(override),)
     uid = system.euid()

@@ -1,6 +1,6 @@
 """Stage, commit, rollback: the journaled move of a plan into per-anchor staging dirs.
 
-`put_back` and `finish` are the two ways a run ends (back, or forward); recovery calls them
+`rollback` and `finish` are the two ways a run ends (back, or forward); recovery calls them
 too, for a run it found on disk. Every move and delete is relative to a directory held open
 without following links, and both check where each item is, so they are idempotent and safe
 to repeat after a crash.
@@ -48,12 +48,9 @@ def staging_name(pid: int | None = None) -> str:
     return f"{STAGING_PREFIX}{os.getpid() if pid is None else pid}"
 
 
-@dataclass(frozen=True)
-class Staged:
-    """One item of a run: where it belongs, and where it is while staged."""
-
-    src: Path
-    dst: Path
+Unrestored = tuple[
+    Path, Path
+]  # an item rollback could not move home: (where it is, where it belongs)
 
 
 @dataclass
@@ -81,9 +78,6 @@ class Staging:
     def anchor_at(self) -> At:
         return At(self.anchor_fd, str(self.anchor))
 
-    def staged(self) -> list[Staged]:
-        return [Staged(self.anchor / rel, self.path / rel) for rel in self.items]
-
     def close(self) -> None:
         for fd in (self.fd, self.anchor_fd):
             with contextlib.suppress(OSError):
@@ -92,7 +86,8 @@ class Staging:
 
 
 class Transaction:
-    """The three verbs of one run: stage, commit, rollback. `close` lets go of its dirs."""
+    """The verbs of one run: stage, commit, then finish or rollback. `close` lets go of its
+    dirs."""
 
     def __init__(self, fs: FsOps, plan: Plan, *, interrupted: Callable[[], int | None]):
         self.fs = fs
@@ -152,7 +147,7 @@ class Transaction:
         if signal is not None:
             raise StageFailed(path, None, signal)
 
-    def mark_committed(self) -> None:
+    def commit(self) -> None:
         """Record COMMITTED durably. Nothing is deleted before this succeeds, so a failure
         here is a StageFailed like any other: the caller rolls back."""
         primary = self._primary()
@@ -171,18 +166,18 @@ class Transaction:
             raise StageFailed(primary.path, exc, action="record the commit in") from exc
         self.journal = committed
 
-    def commit(self, *, stop: Stop, progress: Progress | None = None) -> Removal:
+    def finish(self, *, stop: Stop, progress: Progress | None = None) -> Removal:
         """Delete the staging dirs of a run whose COMMITTED record is durable."""
         if self.journal.state is not State.COMMITTED:
-            self.mark_committed()
+            self.commit()
         return finish(
             self.fs, self.stagings, self.state_dir, stop=stop, progress=progress, files=self.files
         )
 
-    def rollback(self) -> tuple[Staged, ...]:
-        """Move everything back; return what could not be restored, in plan order."""
+    def rollback(self) -> tuple[Unrestored, ...]:
+        """Move everything back; return what could not be, in plan order."""
         order = {m.src: i for i, m in enumerate(self.plan.moves)}
-        return tuple(sorted(put_back(self.fs, self.stagings), key=lambda s: order[s.src]))
+        return tuple(sorted(rollback(self.fs, self.stagings), key=lambda item: order[item[1]]))
 
     def left(self) -> list[Path]:
         """The staging dirs of this run still on disk (after a rollback: not all came back,
@@ -252,17 +247,17 @@ def _move(fs: FsOps, staging: Staging, rel: str, synced: dict[str, int | None]) 
             synced.setdefault(at.path, None)
 
 
-def put_back(fs: FsOps, stagings: list[Staging]) -> tuple[Staged, ...]:
-    """Put every staged item back, newest first; release the run only if all came back.
-    A slot taken again meanwhile (or any error) leaves that item where it is."""
-    unrestored: list[Staged] = []
+def rollback(fs: FsOps, stagings: list[Staging]) -> tuple[Unrestored, ...]:
+    """Move every staged item home, newest first; drop the staging dirs only if all came
+    home. A slot taken again meanwhile (or any error) leaves that item where it is."""
+    unrestored: list[Unrestored] = []
     synced: dict[str, int | None] = {}
     for staging in stagings:
         if staging.fd < 0:
             continue  # made, never opened: nothing went into it
         for rel in reversed(staging.items):
-            if not _put_back_one(fs, staging, rel, synced):
-                unrestored.append(Staged(staging.anchor / rel, staging.path / rel))
+            if not _roll_back_one(fs, staging, rel, synced):
+                unrestored.append((staging.path / rel, staging.anchor / rel))
         synced.setdefault(str(staging.anchor), staging.anchor_fd)
         synced.setdefault(str(staging.path), staging.fd)
     if unrestored:
@@ -271,11 +266,11 @@ def put_back(fs: FsOps, stagings: list[Staging]) -> tuple[Staged, ...]:
         with contextlib.suppress(OSError):  # record goes, so the record outlives the staging
             fs.fsync_dir(directory, fd=fd)
     for staging in _secondaries_first(stagings):
-        release(fs, staging)
+        drop(fs, staging)
     return ()
 
 
-def _put_back_one(fs: FsOps, staging: Staging, rel: str, synced: dict[str, int | None]) -> bool:
+def _roll_back_one(fs: FsOps, staging: Staging, rel: str, synced: dict[str, int | None]) -> bool:
     """Move one item home; True when it is home (or was never staged)."""
     *parents, name = rel.split("/")
     try:
@@ -330,7 +325,7 @@ def finish(
             return removal
         if waiting or removal.error_count > before:
             continue  # the primary keeps its journal, and its config while others stay
-        if release(fs, staging) is None:
+        if drop(fs, staging) is None:
             removal.fail(str(staging.path), "could not be removed completely")
     if removal.error_count == 0 and state_dir is not None:
         try:
@@ -370,7 +365,7 @@ def _purge(
             fs.rmdir(scaffold, at=staging.at)
 
 
-def release(fs: FsOps, staging: Staging) -> bool | None:
+def drop(fs: FsOps, staging: Staging) -> bool | None:
     """The run is done with this staging dir: drop its scaffolds and its journal and remove
     it. True when it is gone; False when something no run put there keeps it (the journal
     goes all the same: it is then an orphan, reported and never touched); None on failure."""

@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from memtomem.uninstall import config, install, integrations, probes, runtime
-from memtomem.uninstall.display import show
 from memtomem.uninstall.errors import Refused
 from memtomem.uninstall.fsops import FsOps
 from memtomem.uninstall.inventory import scan
@@ -14,6 +13,7 @@ from memtomem.uninstall.layout import DEFAULT_DB_NAME, Layout, spelled_through
 from memtomem.uninstall.locks import Held, hold_barrier
 from memtomem.uninstall.outcome import Outcome, Prepared, Status
 from memtomem.uninstall.plan import build_plan
+from memtomem.uninstall.printable import show
 from memtomem.uninstall.recipes import restore_commands
 from memtomem.uninstall.recovery import Recovery, Scope, own_stagings, recover
 from memtomem.uninstall.transaction import Stop, staging_name
@@ -61,7 +61,7 @@ def recovery_failure(layout: Layout, recovery: Recovery, signal: int | None) -> 
             layout=layout,
             recovery=recovery,
             restore=tuple(commands),
-            unrestored=tuple((m.dst, m.src) for m in unrestored),
+            unrestored=unrestored,
         )
     if recovery.leftovers:
         return Outcome(

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from memtomem.uninstall import pace
-from memtomem.uninstall.display import ELLIPSIS, escape, shorten, show
 from memtomem.uninstall.groups import kept_by
 from memtomem.uninstall.outcome import Outcome, Prepared, Status
+from memtomem.uninstall.printable import ELLIPSIS, escape, shorten, show
 from memtomem.uninstall.recipes import orphan_commands
 from memtomem.uninstall.recovery import Orphan, Recovery, Why
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from memtomem.uninstall.display import escape, shorten
+from memtomem.uninstall.printable import escape, shorten
 
 # (shown text, width, expected): written out by hand.
 CASES = [
