@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 
-from memtomem.uninstall import runtime, shares, system, trust
+from memtomem.uninstall import shares, system, trust
 from memtomem.uninstall.errors import Refused
 from memtomem.uninstall.fsops import FsOps, stat_entry
 from memtomem.uninstall.groups import STAGING_PREFIX, Group, classify, is_database_name
@@ -262,7 +262,7 @@ def _scan_runtime_dir(
     st = _lstat(fs, directory)
     if st is None:
         return False
-    reason = runtime.distrust(st)
+    reason = trust.of_runtime_dir(st)
     if reason is not None:
         raise Refused(
             f"runtime directory {show(directory, layout.home)} {reason}; memtomem only trusts a "

@@ -64,18 +64,3 @@ def _private_dir(fs: FsOps, path: Path, uid: int) -> bool:
     except OSError:
         return False
     return stat.S_ISDIR(st.st_mode) and st.st_uid == uid and not st.st_mode & 0o077
-
-
-def distrust(st: os.stat_result) -> str | None:
-    """Why a runtime dir must not be used, or None when it is trustworthy."""
-    if stat.S_ISLNK(st.st_mode):
-        return "is a symbolic link"
-    if not stat.S_ISDIR(st.st_mode):
-        return "is not a directory"
-    if system.IS_WINDOWS:  # pragma: no cover
-        return None
-    if st.st_uid != system.euid():
-        return f"is owned by uid {st.st_uid}, not by you"
-    if st.st_mode & 0o077:
-        return f"has mode {stat.S_IMODE(st.st_mode):04o}, not 0700"
-    return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from memtomem.uninstall import config, install, integrations, probes, runtime
+from memtomem.uninstall import config, install, integrations, probes, trust
 from memtomem.uninstall.errors import Refused
 from memtomem.uninstall.fsops import FsOps
 from memtomem.uninstall.inventory import scan
@@ -41,7 +41,7 @@ def recover_interrupted(
     trusted = []
     for directory in layout.runtime_dirs:
         try:
-            if runtime.distrust(fs.lstat(directory)) is None:
+            if trust.of_runtime_dir(fs.lstat(directory)) is None:
                 trusted.append(directory)
         except OSError:
             continue

@@ -369,14 +369,20 @@ def drop(fs: FsOps, staging: Staging) -> bool | None:
     """The run is done with this staging dir: drop its scaffolds and its journal and remove
     it. True when it is gone; False when something no run put there keeps it (the journal
     goes all the same: it is then an orphan, reported and never touched); None on failure."""
-    if staging.fd < 0:  # made but never opened: empty
-        try:
-            fs.rmdir(staging.name, at=staging.anchor_at)
-        except FileNotFoundError:
-            return True
-        except OSError:
-            return None
+    try:
+        if staging.fd >= 0 and not _empty_but_its_record(fs, staging):
+            return False
+        fs.rmdir(staging.name, at=staging.anchor_at)  # one made but never opened is empty
+    except FileNotFoundError:
         return True
+    except OSError:
+        return None
+    return True
+
+
+def _empty_but_its_record(fs: FsOps, staging: Staging) -> bool:
+    """Remove its empty scaffolds, then its journal; whether nothing else is in it. Raises
+    OSError when a step fails (then the journal stays)."""
     at = staging.at
     for scaffold in SCAFFOLDS:
         try:
@@ -385,22 +391,14 @@ def drop(fs: FsOps, staging: Staging) -> bool | None:
             pass
         except OSError as exc:
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
-                return None  # not something else's: only this attempt failed
-    try:
-        with fs.scandir(at) as listing:
-            names = [entry.name for entry in listing]
-        fs.fsync_dir(staging.path, fd=staging.fd)  # its emptying is durable before its record
-        for name in (TEMP_NAME, JOURNAL_NAME):
-            if name in names:
-                fs.unlink(name, at=at)
-        if any(name not in (TEMP_NAME, JOURNAL_NAME) for name in names):
-            return False
-        fs.rmdir(staging.name, at=staging.anchor_at)
-    except FileNotFoundError:
-        return True
-    except OSError:
-        return None
-    return True
+                raise  # not something else's in it: only this attempt failed
+    with fs.scandir(at) as listing:
+        names = [entry.name for entry in listing]
+    fs.fsync_dir(staging.path, fd=staging.fd)  # its emptying is durable before its record
+    for name in (TEMP_NAME, JOURNAL_NAME):
+        if name in names:
+            fs.unlink(name, at=at)
+    return all(name in (TEMP_NAME, JOURNAL_NAME) for name in names)
 
 
 def _secondaries_first(stagings: list[Staging]) -> list[Staging]:

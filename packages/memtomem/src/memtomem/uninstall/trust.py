@@ -48,7 +48,17 @@ def of_anchor(st: os.stat_result) -> Trust:
 
 def of_staging(st: os.stat_result) -> str | None:
     """Why an entry named like a staging dir is not one of this user's runs, or None. Runs
-    make them as real directories, mode 0700, owned by the user."""
+    make them as real directories, mode 0700, owned by the user; none others can change."""
+    return _own_dir(st, 0o022, ": others could have changed it")
+
+
+def of_runtime_dir(st: os.stat_result) -> str | None:
+    """Why a runtime dir must not be used, or None: memtomem's rule is a private directory,
+    owned by the user, mode 0700."""
+    return _own_dir(st, 0o077, ", not 0700")
+
+
+def _own_dir(st: os.stat_result, forbidden: int, why_not: str) -> str | None:
     if stat.S_ISLNK(st.st_mode):
         return "is a symbolic link"
     if not stat.S_ISDIR(st.st_mode):
@@ -57,8 +67,8 @@ def of_staging(st: os.stat_result) -> str | None:
         return None
     if st.st_uid != system.euid():
         return f"is owned by uid {st.st_uid}, not by you"
-    if st.st_mode & 0o022:
-        return f"has mode {stat.S_IMODE(st.st_mode):04o}: others could have changed it"
+    if st.st_mode & forbidden:
+        return f"has mode {stat.S_IMODE(st.st_mode):04o}{why_not}"
     return None
 
 
