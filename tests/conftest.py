@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import guard
+from tests.support import REPO, guard
 from tests.support.children import Children
 
 guard.install()
-REPO = Path(__file__).resolve().parent.parent
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

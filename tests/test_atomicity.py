@@ -19,13 +19,12 @@ from memtomem.uninstall.layout import build_layout
 from memtomem.uninstall.plan import Move, Plan, build_plan
 from tests.support.cli import flag_args, invoke_json
 from tests.support.faults import Fault, ScriptedFs, oserror
+from tests.support.names import JOURNAL, STAGING
 from tests.support.snapshot import Node, diff
 from tests.support.world import FLAG_IDS, FLAGS, World, full_world
 
 LAYOUTS = pytest.mark.parametrize("custom_db", [False, True], ids=["default-db", "custom-db"])
 FLAG_MATRIX = pytest.mark.parametrize(("keep_config", "keep_data"), FLAGS, ids=FLAG_IDS)
-STAGING = ".uninstall-staging-"
-JOURNAL = ".uninstall-journal.json"
 
 
 def planned(world: World, keep_config: bool, keep_data: bool) -> Plan:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import REPO
+
 UNINSTALL_HELP = """\
 Usage: mm uninstall [OPTIONS]
 
@@ -128,7 +130,7 @@ def _imports(path: Path, src: Path) -> set[str]:
 def test_imports_flow_one_way() -> None:
     """No module imports, at its top or lazily, one that imports it back, however far round:
     the package's import graph has no cycle."""
-    src = Path(__file__).resolve().parents[1] / "packages/memtomem/src"
+    src = REPO / "packages/memtomem/src"
     graph = {}
     for path in sorted((src / "memtomem").rglob("*.py")):
         name = ".".join(path.relative_to(src).with_suffix("").parts).removesuffix(".__init__")
@@ -150,7 +152,7 @@ def test_imports_flow_one_way() -> None:
 
 def test_the_readme_names_every_module_once() -> None:
     """README's "Layout of the code" has one row per module of the package."""
-    repo = Path(__file__).resolve().parents[1]
+    repo = REPO
     package = repo / "packages/memtomem/src/memtomem"
     text = (repo / "README.md").read_text()
     table = text[text.index("## Layout of the code") :].split("\n## ")[0]

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.cli import invoke
-from tests.support.world import full_world
-from tests.support_crash import (
+from tests.support.crash import (
     SIGNAL_LAUNCHER,
     Case,
     assert_tree,
@@ -27,6 +26,7 @@ from tests.support_crash import (
     shape_of,
     signals_spec,
 )
+from tests.support.world import full_world
 
 ROUNDS = 20
 

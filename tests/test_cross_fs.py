@@ -22,10 +22,10 @@ from memtomem.uninstall.layout import build_layout
 from memtomem.uninstall.plan import Move, build_plan
 from tests.support.cli import flag_args, invoke, invoke_json
 from tests.support.faults import MUTATIONS, Fault, ScriptedFs
+from tests.support.names import STAGING
 from tests.support.snapshot import diff, snapshot
 from tests.support.world import World, full_world, write
 
-STAGING = ".uninstall-staging-"
 Mount = Callable[[Path], None]
 
 

@@ -27,13 +27,9 @@ import pytest
 
 from tests.support.cli import invoke_json
 from tests.support.faults import Fault, ScriptedFs
-from tests.support.snapshot import diff, without
-from tests.support.world import FLAG_IDS, FLAGS, World, digest, full_world, write
-from tests.support_matrix import (
+from tests.support.matrix import (
     ERRORS,
-    JOURNAL,
     LAYOUTS,
-    STAGING,
     Rule,
     Scenario,
     Scripted,
@@ -41,6 +37,9 @@ from tests.support_matrix import (
     judge_world,
     sweep,
 )
+from tests.support.names import JOURNAL, STAGING
+from tests.support.snapshot import diff, without
+from tests.support.world import FLAG_IDS, FLAGS, World, digest, full_world, write
 
 MAX_CALLS = 5000  # a run of these layouts makes ~300 calls; more means the sweep never ends
 STRIDE = 47  # default mode: every 47th N, from an offset that differs per sweep

@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 
+from tests.support import REPO
 from tests.support.cli import flag_args, invoke, invoke_json
 from tests.support.snapshot import diff, snapshot
 from tests.support.world import FLAG_IDS, FLAGS, digest
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = REPO / "tests" / "fixtures"
 FIXTURE = FIXTURES / "memtomem-0.6.12-state.tar.gz"
 OLD_PID_FILE = "server-9fa97ba7ed3fddbf.pid"
 

@@ -26,12 +26,11 @@ from hypothesis import strategies as st
 from memtomem.uninstall.journal import Journal
 from memtomem.uninstall.recovery import Scope, recover
 from tests.support.cli import invoke, invoke_json
+from tests.support.matrix import NoSync
+from tests.support.names import JOURNAL, STAGING
 from tests.support.snapshot import Node, diff, snapshot
 from tests.support.world import DEAD_PID, World, full_world, write
-from tests.support_matrix import NoSync
 
-STAGING = ".uninstall-staging-"
-JOURNAL = ".uninstall-journal.json"
 NOBODY = 65534
 Tree = dict[str, Node]
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import REPO
 from tests.support.guard import RealStateTouched
 
-REPO = Path(__file__).resolve().parent.parent
 REAL_HOME = Path(pwd.getpwuid(os.getuid()).pw_dir)
 REAL_STATE = REAL_HOME / ".memtomem"
 REAL_RUNTIME = Path(f"/tmp/memtomem-{os.getuid()}")

@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+from tests.support import REPO
+
+README = REPO / "README.md"
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,9 @@ import pytest
 from tests.conftest import MmRunner
 from tests.support import commands
 from tests.support.faults import Fault, ScriptedFs
-from tests.support.snapshot import Node, diff
-from tests.support.world import DEAD_PID, World, full_world, write
-from tests.support_hostile import (
+from tests.support.hostile import (
     ENV_DB_NEIGHBOURS,
     FOREIGN_UID,
-    STAGING,
     Targets,
     assert_json_clean,
     assert_printable,
@@ -40,10 +37,12 @@ from tests.support_hostile import (
     plant_staging,
     plant_targets,
     spoil_config,
-    store_digest,
     umount_all,
     unset_immutable,
 )
+from tests.support.names import STAGING
+from tests.support.snapshot import Node, diff
+from tests.support.world import DEAD_PID, World, digest, full_world, write
 
 Tree = dict[str, Node]
 
@@ -291,7 +290,7 @@ def test_squatted_runtime_subdir_is_left_alone(tmp_path: Path, targets: Targets,
     if kind == "file":
         write(world.runtime / name, "not a directory\n")
     else:
-        write(targets.dir / f"{DEAD_PID}-1-{store_digest(world.db)}-4f4c68fe-e7348a8c.lock")
+        write(targets.dir / f"{DEAD_PID}-1-{digest(world.db)}-4f4c68fe-e7348a8c.lock")
         targets = targets.rebaselined()
         os.symlink(targets.dir, world.runtime / name)
     before = world.tree()
@@ -749,8 +748,8 @@ def test_env_sqlite_path_is_honoured(tmp_path: Path, with_config: bool) -> None:
     db, ours = env_db(world)
     for path in ours:
         world.tag("database", path)
-    world.tag("runtime", write(world.runtime / f"server-{store_digest(db)}.pid", f"{DEAD_PID}\n"))
-    write(world.runtime / f"server-{store_digest(world.db)}.pid", f"{DEAD_PID}\n")  # other store
+    world.tag("runtime", write(world.runtime / f"server-{digest(db)}.pid", f"{DEAD_PID}\n"))
+    write(world.runtime / f"server-{digest(world.db)}.pid", f"{DEAD_PID}\n")  # other store
     if with_config:
         cfg_db = write(tmp_path / "outside" / "cfg-db" / "cfg.db", b"SQLite format 3\x00")
         write(cfg_db.parent / "cfg.db-wal", "wal")

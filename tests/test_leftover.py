@@ -19,18 +19,17 @@ import pytest
 from tests.conftest import MmRunner
 from tests.support import commands
 from tests.support.cli import invoke, invoke_json
-from tests.support.faults import Fault, ScriptedFs
-from tests.support.snapshot import Node
-from tests.support.world import World, full_world, write
-from tests.support_crash import (
-    JOURNAL,
-    STAGING_PREFIX,
+from tests.support.crash import (
     assert_tree,
     leftovers_under,
     read_trace,
     stagings_in,
     with_state_dir,
 )
+from tests.support.faults import Fault, ScriptedFs
+from tests.support.names import JOURNAL, STAGING
+from tests.support.snapshot import Node
+from tests.support.world import World, full_world, write
 
 IMMUTABLE = "2026-11-26.md"
 
@@ -54,7 +53,7 @@ def assert_left_in_staging(world: World, before: dict[str, Node], left: list[Pat
     after = world.tree()
     journal = staging / JOURNAL
     doc = json.loads(journal.read_bytes())
-    assert (doc["state"], doc["pid"]) == ("committed", int(staging.name[len(STAGING_PREFIX) :]))
+    assert (doc["state"], doc["pid"]) == ("committed", int(staging.name[len(STAGING) :]))
     want = with_state_dir(world, world.expected(before, False, False), before)
     holders = {staging}
     for path in left:
@@ -80,7 +79,7 @@ def assert_finished_by_next_run(world: World, before: dict[str, Node], staging: 
     assert doc["recovery"]["runs"] == [
         {
             "staging": str(staging),
-            "pid": int(staging.name[len(STAGING_PREFIX) :]),
+            "pid": int(staging.name[len(STAGING) :]),
             "action": "finished",
             "items": moves,
         }
@@ -206,7 +205,7 @@ def test_a_persistent_sharing_violation_on_a_delete_is_a_leftover(tmp_path: Path
 
 def plant_orphan(anchor: Path) -> Path:
     """What memtomem 0.6.12's own uninstall leaves when it dies: a staging dir, no journal."""
-    orphan = anchor / f"{STAGING_PREFIX}12345"
+    orphan = anchor / f"{STAGING}12345"
     write(orphan / "memories" / "2026-01-01.md", "# kept by nobody\n")
     write(orphan / "memories" / "notes" / "n.md", "deep\n", 0o600)
     write(orphan / "config.json", '{"storage": {}}', 0o600)
@@ -304,7 +303,7 @@ def test_dry_run_shows_what_recovery_would_do_and_changes_nothing(
     assert mm_subprocess("uninstall", "-y", env=env).returncode == -9
     crashed = world.tree()
     staging = primary_staging(world, besides=orphan)
-    pid = int(staging.name[len(STAGING_PREFIX) :])
+    pid = int(staging.name[len(STAGING) :])
     code, doc = invoke_json("--dry-run", env=world.env)
     assert (code, doc["outcome"]) == (0, "dry-run")
     action = "rolled-back" if where == "mid-staging" else "finished"

@@ -23,8 +23,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from tests.support.matrix import ERRORS, Scenario, Scripted, judge_world
 from tests.support.world import DEAD_PID, World, write
-from tests.support_matrix import ERRORS, Scenario, Scripted, judge_world
 
 # Name pieces: shell and terminal hazards, a leading dash, and bytes that are not UTF-8.
 _PIECES = [b"a", b"Z9", b" ", b"-", b"--x", b"\n", b"\t", b"\x1b[31m", b"\xff", b"\xc3\xa9"]

@@ -22,10 +22,10 @@ from memtomem.uninstall.fsops import FsOps
 from memtomem.uninstall.journal import MAX_BYTES, Journal, State
 from tests.support.cli import invoke, invoke_json
 from tests.support.faults import Fault, ScriptedFs
+from tests.support.names import STAGING
 from tests.support.snapshot import diff
 from tests.support.world import DEAD_PID, World, full_world, write
 
-STAGING = ".uninstall-staging-"
 SETTINGS: dict[str, Any] = {
     "max_examples": 300,
     "deadline": None,

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import MmRunner
-from tests.support_crash import (
+from tests.support.crash import (
     CASE_IDS,
     CASES,
     Case,

@@ -23,11 +23,10 @@ from memtomem.uninstall.layout import build_layout
 from memtomem.uninstall.plan import Move, build_plan
 from tests.support.cli import flag_args, invoke, invoke_json
 from tests.support.faults import Fault, ScriptedFs
+from tests.support.names import JOURNAL, STAGING
 from tests.support.snapshot import Node, diff, snapshot
 from tests.support.world import World, full_world
 
-STAGING = ".uninstall-staging-"
-JOURNAL = ".uninstall-journal.json"
 ODD_ROOTS = ["we ird 'home'", "new\nline $HOME `x`"]
 
 

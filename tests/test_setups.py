@@ -14,14 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support import REPO
 from tests.support.cli import flag_args, invoke, invoke_json
+from tests.support.crash import forked, kill_hook, record
 from tests.support.faults import ScriptedFs
+from tests.support.names import STAGING
 from tests.support.snapshot import diff
 from tests.support.world import DEAD_PID, FLAG_IDS, FLAGS, World, digest, full_world, write
-from tests.support_crash import forked, kill_hook, record
-
-STAGING = ".uninstall-staging-"
 
 
 def assert_tree(world: World, expected: dict[str, object], label: str) -> None:

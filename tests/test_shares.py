@@ -26,12 +26,12 @@ from pytest_mock import MockerFixture
 from memtomem.uninstall import shares
 from memtomem.uninstall.fsops import FsOps
 from memtomem.uninstall.tree import Removal, TreeStats, measure, remove_tree
+from tests.support import REPO
 from tests.support.children import Children
 from tests.support.cli import invoke, invoke_json
 from tests.support.snapshot import Node, diff, snapshot
 from tests.support.world import World, full_world
 
-REPO = Path(__file__).resolve().parent.parent
 splits = pytest.mark.skipif(
     not shares.can_split(FsOps()), reason="a single usable core: nothing is shared with a helper"
 )

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import MmRunner
-from tests.support_crash import (
-    JOURNAL,
+from tests.support.crash import (
     WHENS,
     Case,
     Point,
@@ -31,6 +30,7 @@ from tests.support_crash import (
     scratch_root,
     stagings_in,
 )
+from tests.support.names import JOURNAL
 
 SIGNALS = [signal.SIGINT, signal.SIGTERM]
 SIGNAL_IDS = ["SIGINT", "SIGTERM"]

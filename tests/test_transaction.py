@@ -20,10 +20,9 @@ from memtomem.uninstall.plan import Move, Plan
 from memtomem.uninstall.recovery import Scope, recover
 from memtomem.uninstall.transaction import StageFailed, Transaction, rollback
 from tests.support.faults import Fault, ScriptedFs
+from tests.support.names import JOURNAL
 from tests.support.snapshot import Node, diff, snapshot, without
 from tests.support.world import write
-
-JOURNAL = ".uninstall-journal.json"
 
 
 class Tree:

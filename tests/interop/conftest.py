@@ -15,9 +15,10 @@ from tests.interop.peer import (
     PeerUnavailable,
     ensure_peer_venv,
 )
+from tests.support import REPO
 
 # .cache is git-ignored; the venv survives between runs and is reused when complete.
-CACHE_DIR = Path(__file__).resolve().parents[2] / ".cache"
+CACHE_DIR = REPO / ".cache"
 
 # What pip prints when PyPI cannot be reached (no route, no DNS, a proxy refusing).
 _OFFLINE_SIGNS = (

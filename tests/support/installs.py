@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support import REPO
+
 SOURCE = REPO / "packages" / "memtomem"
 _IGNORE = shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__")
 # Variables that would steer an install or an interpreter away from the test's own dirs.

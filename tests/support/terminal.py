@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support import REPO
+
 TIMEOUT = 120.0
 
 

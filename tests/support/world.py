@@ -23,7 +23,13 @@ FLAG_IDS = ["plain", "keep-config", "keep-data", "keep-both"]
 
 
 def digest(db: Path) -> str:
-    return hashlib.sha256(os.path.normcase(str(db.resolve())).encode()).hexdigest()[:16]
+    """0.6.12's path digest of a database; a path that cannot be resolved (a loop) is taken
+    as written."""
+    try:
+        resolved = db.resolve()
+    except (OSError, RuntimeError):
+        resolved = db
+    return hashlib.sha256(os.path.normcase(str(resolved)).encode()).hexdigest()[:16]
 
 
 @dataclass

@@ -23,14 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.support import REPO
 from tests.support.cli import flag_args, invoke
 from tests.support.faults import MUTATIONS, ScriptedFs
+from tests.support.names import JOURNAL, STAGING
 from tests.support.snapshot import Node, diff
 from tests.support.world import FLAG_IDS, FLAGS, World, full_world
 
-REPO = Path(__file__).resolve().parent.parent
-STAGING_PREFIX = ".uninstall-staging-"
-JOURNAL = ".uninstall-journal.json"
 WHENS = ("before", "after")
 Point = tuple[int, str]
 Hook = Callable[[int, str, str, str], None]
@@ -96,10 +95,8 @@ def read_trace(path: Path) -> list[Op]:
 
 def normalized(ops: Iterable[Op], root: Path) -> list[tuple[str, str]]:
     """Ops with the root and staging pids made neutral, to compare runs of two processes."""
-    pid = re.compile(re.escape(STAGING_PREFIX) + r"\d+")
-    return [
-        (o.op, pid.sub(STAGING_PREFIX + "N", o.target.replace(str(root), "<root>"))) for o in ops
-    ]
+    pid = re.compile(re.escape(STAGING) + r"\d+")
+    return [(o.op, pid.sub(STAGING + "N", o.target.replace(str(root), "<root>"))) for o in ops]
 
 
 @dataclass(frozen=True)
@@ -167,7 +164,7 @@ class Shape:
 
 
 def _is_staging(path: str) -> bool:
-    return os.path.basename(path).startswith(STAGING_PREFIX)
+    return os.path.basename(path).startswith(STAGING)
 
 
 def shape_of(ops: list[Op], failed: Iterable[int], world: World) -> Shape:
@@ -319,7 +316,7 @@ def stagings_in(world: World) -> list[str]:
     found = []
     for anchor in anchors(world):
         if anchor.is_dir():
-            found += [str(anchor / n) for n in os.listdir(anchor) if n.startswith(STAGING_PREFIX)]
+            found += [str(anchor / n) for n in os.listdir(anchor) if n.startswith(STAGING)]
     return sorted(found)
 
 
@@ -328,7 +325,7 @@ def leftovers_under(root: Path) -> list[str]:
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
-            if name.startswith((STAGING_PREFIX, JOURNAL)):
+            if name.startswith((STAGING, JOURNAL)):
                 found.append(os.path.join(dirpath, name))
     return found
 
@@ -365,7 +362,7 @@ def expected_runs(
     if not done(point, shape.started):
         return []
     assert shape.primary is not None
-    pid = int(os.path.basename(crashed[0])[len(STAGING_PREFIX) :]) if crashed else 0
+    pid = int(os.path.basename(crashed[0])[len(STAGING) :]) if crashed else 0
     state = os.path.dirname(shape.primary)
     primary = next((s for s in crashed if os.path.dirname(s) == state), None)
     if not done(point, shape.journaled):

@@ -22,11 +22,10 @@ from typing import TypeVar, cast
 
 from tests.support.cli import flag_args, invoke
 from tests.support.faults import Fault, ScriptedFs, oserror
+from tests.support.names import STAGING
 from tests.support.snapshot import Node, diff
 from tests.support.world import DEAD_PID, World, digest, full_world, write
 
-STAGING = ".uninstall-staging-"
-JOURNAL = ".uninstall-journal.json"
 T = TypeVar("T")
 RETRY_SECONDS = 0.001  # keeps the Windows-style retry loop short under every_from
 

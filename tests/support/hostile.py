@@ -7,7 +7,6 @@ snapshotted by value, so a test can prove they were never followed nor changed.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import re
@@ -21,10 +20,9 @@ from typing import Any
 from tests.support.cli import invoke
 from tests.support.faults import Fault, ScriptedFs
 from tests.support.snapshot import Node, snapshot
-from tests.support.world import DEAD_PID, World, write
+from tests.support.world import DEAD_PID, World, digest, write
 
 FOREIGN_UID = 12345
-STAGING = ".uninstall-staging-"
 # Any C0/C1 control or undecodable byte (surrogate-escaped) must never reach a terminal raw.
 RAW_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\udc80-\udcff]")
 JSON_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\udc80-\udcff]")
@@ -94,15 +92,6 @@ def plant_targets(root: Path) -> Targets:
     return Targets(base, snapshot(base))
 
 
-def store_digest(db: Path) -> str:
-    """0.6.12's path digest; a path that cannot be resolved (a loop) is taken as written."""
-    try:
-        resolved = db.resolve()
-    except (OSError, RuntimeError):
-        resolved = db
-    return hashlib.sha256(os.path.normcase(str(resolved)).encode()).hexdigest()[:16]
-
-
 def link_world(root: Path, target: Path) -> World:
     """A state dir where every owned name, and every runtime file of ours, is a link."""
     state = root / "home" / ".memtomem"
@@ -113,7 +102,7 @@ def link_world(root: Path, target: Path) -> World:
     for name in OWNED_NAMES:
         os.symlink(target, world.tag("state", state / name))
     lock = f"instances/{DEAD_PID}-1-c297a376c157ebb9-4f4c68fe-c872ece7.lock"
-    for name in (f"server-{store_digest(world.db)}.pid", "server.pid", "web.pid", lock):
+    for name in (f"server-{digest(world.db)}.pid", "server.pid", "web.pid", lock):
         os.symlink(target, world.tag("runtime", world.runtime / name))
     return world
 
