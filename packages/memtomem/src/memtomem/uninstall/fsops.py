@@ -50,6 +50,13 @@ class FsOps:
     def after(self, op: str, target: str) -> None:
         """Called after operation `op` on `target` succeeded."""
 
+    def _named(self, name: str, dir_fd: int | None) -> str:
+        """The hook target of a call relative to `dir_fd`: its full path, so a hook can
+        match or record it (looked up only when hooks are installed)."""
+        if dir_fd is None or not self.hooked or not os.path.isdir("/proc/self/fd"):
+            return name
+        return os.readlink(f"/proc/self/fd/{dir_fd}") + "/" + name
+
     def _call(self, op: str, target: str, func: Callable[[], T]) -> T:
         self.before(op, target)
         result = func()
@@ -78,7 +85,7 @@ class FsOps:
     # Reads.
     def lstat(self, path: PathArg, *, dir_fd: int | None = None) -> os.stat_result:
         p = os.fspath(path)
-        return self._call("lstat", p, lambda: os.lstat(p, dir_fd=dir_fd))
+        return self._call("lstat", self._named(p, dir_fd), lambda: os.lstat(p, dir_fd=dir_fd))
 
     def stat(self, path: PathArg) -> os.stat_result:
         """Follows links: only for locating directories named by the environment."""
@@ -115,7 +122,7 @@ class FsOps:
     def open_dir(self, path: PathArg, *, dir_fd: int | None = None) -> int:
         p = os.fspath(path)
         flags = os.O_RDONLY | system.O_DIRECTORY | system.O_NOFOLLOW
-        return self._call("open", p, lambda: os.open(p, flags, dir_fd=dir_fd))
+        return self._call("open", self._named(p, dir_fd), lambda: os.open(p, flags, dir_fd=dir_fd))
 
     def entry_lstat(self) -> Callable[[os.DirEntry[str]], os.stat_result]:
         """The function that lstats a directory entry (DirEntry caches the answer)."""
@@ -155,7 +162,7 @@ class FsOps:
 
     def unlink(self, path: PathArg, *, dir_fd: int | None = None) -> None:
         p = os.fspath(path)
-        self._retrying("unlink", p, lambda: os.unlink(p, dir_fd=dir_fd))
+        self._retrying("unlink", self._named(p, dir_fd), lambda: os.unlink(p, dir_fd=dir_fd))
 
     def unlink_names(self, names: list[str], dir_fd: int) -> list[tuple[str, OSError]]:
         """Unlink each name in `dir_fd`; the failures, in order.
@@ -181,7 +188,7 @@ class FsOps:
 
     def rmdir(self, path: PathArg, *, dir_fd: int | None = None) -> None:
         p = os.fspath(path)
-        self._retrying("rmdir", p, lambda: os.rmdir(p, dir_fd=dir_fd))
+        self._retrying("rmdir", self._named(p, dir_fd), lambda: os.rmdir(p, dir_fd=dir_fd))
 
     def write_file(self, path: PathArg, data: bytes, mode: int = 0o600) -> None:
         """Create `path` exclusively, write `data` and fsync it."""
