@@ -17,7 +17,7 @@ from tests.support.cli import flag_args, invoke, invoke_json
 from tests.support.snapshot import diff, snapshot
 from tests.support.world import FLAG_IDS, FLAGS, digest
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared/fixtures/memtomem-0.6.12-state.tar.gz"
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "memtomem-0.6.12-state.tar.gz"
 OLD_PID_FILE = "server-9fa97ba7ed3fddbf.pid"
 
 pytestmark = pytest.mark.skipif(not FIXTURE.is_file(), reason=f"{FIXTURE} is not on this machine")
