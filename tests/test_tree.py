@@ -499,3 +499,38 @@ def test_the_direct_path_and_the_seam_path_agree(tmp_path: Path, immutable: list
 
 def _bytes(count: int) -> int:
     return sum(i % 97 for i in range(count))
+
+
+class _Targets(FsOps):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, str]] = []
+
+    def before(self, op: str, target: str) -> None:
+        self.calls.append((op, target))
+
+
+def test_hooks_see_full_paths_for_directory_relative_calls(tmp_path: Path) -> None:
+    """remove_tree calls lstat, open, unlink and rmdir relative to a directory fd; a hook
+    must still see the full path of each (a recorder or a fault matches on it)."""
+    root = tmp_path / "root"
+    _deep(root, 3, "d")
+    _write(root / "top.md", 1)
+    fs = _Targets()
+    remove_tree(fs, str(root))
+    d = f"{root}/d"
+    mutations = [(op, t) for op, t in fs.calls if op in ("unlink", "rmdir")]
+    assert sorted(mutations) == sorted(
+        [
+            ("unlink", f"{root}/top.md"),
+            ("unlink", f"{d}/f.md"),
+            ("unlink", f"{d}/d/f.md"),
+            ("unlink", f"{d}/d/d/f.md"),
+            ("rmdir", f"{d}/d/d"),
+            ("rmdir", f"{d}/d"),
+            ("rmdir", d),
+            ("rmdir", str(root)),
+        ]
+    )
+    assert ("lstat", f"{d}/d") in fs.calls
+    assert ("open", f"{d}/d/d") in fs.calls

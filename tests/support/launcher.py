@@ -8,6 +8,8 @@ mid-staging). MM_TEST_TRACE=F appends each mutation as a line to F, so a test ca
 steps of a run. MM_TEST_GATE=<path>: after the imports, create <path>.<pid> and wait until
 <path> exists, so that a test can start two runs at the same instant. MM_TEST_PLAIN=1: keep
 the shipped FsOps (no hook at all, so its direct bulk paths run), with the guard still on.
+MM_TEST_RECORD=F: record every change to the disk (tests/support/trace.py), one JSON line per
+op appended to F as it happens; no signals are sent.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Mapping
 
 from tests.support import guard
 from tests.support.faults import MUTATIONS, ScriptedFs
+from tests.support.trace import Op, RecordingFs
 
 Plan = dict[tuple[int, str], list[int]]
 
@@ -61,7 +64,16 @@ def main() -> None:
         for sig in plan.pop((n, phase), []):
             os.kill(os.getpid(), sig)
 
-    if not os.environ.get("MM_TEST_PLAIN"):
+    record = os.environ.get("MM_TEST_RECORD")
+    if record:
+        sink = open(record, "a", encoding="utf-8")
+
+        def write(op: Op) -> None:
+            sink.write(op.to_json() + "\n")
+            sink.flush()
+
+        uninstall_cmd.make_fsops = lambda: RecordingFs(sink=write)
+    elif not os.environ.get("MM_TEST_PLAIN"):
         uninstall_cmd.make_fsops = lambda: ScriptedFs(hook=hook, only=MUTATIONS)
     gate = os.environ.get("MM_TEST_GATE")
     if gate:
