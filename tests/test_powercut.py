@@ -36,12 +36,6 @@ from tests.support.world import FLAG_IDS, FLAGS
 SEED = int(os.environ.get("MM_POWERCUT_SEED", "20261126"))
 LARGER = 240  # files added to the synthetic world
 PLAIN, KEEP_DATA = FLAGS[0], FLAGS[2]
-TODAY = (
-    "today nothing is fsynced between the deletes in a staging dir and the unlink of its "
-    "journal: a staging dir left without it keeps the user's data and is reported untouched; "
-    "a report calls a staging dir untouched that the same run deleted; and a secondary's "
-    "STAGING journal, its primary gone, rolls part of a committed run back"
-)
 
 
 @pytest.fixture
@@ -234,7 +228,6 @@ def test_no_file_is_deleted_before_committed_is_durable(
     assert committed(apply(image, [e for e in effects if e.n <= dir_sync]), scenario.pristine)
 
 
-WEAK_TODAY = pytest.mark.xfail(strict=True, reason=TODAY)
 DEFAULT = Depth(sample=20, pairs=ENDS)
 DEEP = Depth(sample=50, pairs=EVERY, nested=6, nested_pairs=ENDS)
 
@@ -259,8 +252,8 @@ def verdict(request: pytest.FixtureRequest, sweep: Sweep, model: str) -> None:
 @pytest.mark.parametrize(
     ("model", "flags"),
     [
-        pytest.param(WEAK, PLAIN, id="weak-plain", marks=WEAK_TODAY),
-        pytest.param(WEAK, KEEP_DATA, id="weak-keep-data", marks=WEAK_TODAY),
+        pytest.param(WEAK, PLAIN, id="weak-plain"),
+        pytest.param(WEAK, KEEP_DATA, id="weak-keep-data"),
         pytest.param(EXT4, PLAIN, id="ext4-plain"),
         pytest.param(EXT4, KEEP_DATA, id="ext4-keep-data"),
     ],
@@ -272,9 +265,7 @@ def test_every_power_cut_state_of_the_real_store_recovers(
     verdict(request, sweep, model)
 
 
-@pytest.mark.parametrize(
-    "model", [pytest.param(WEAK, id="weak", marks=WEAK_TODAY), pytest.param(EXT4, id="ext4")]
-)
+@pytest.mark.parametrize("model", [pytest.param(WEAK, id="weak"), pytest.param(EXT4, id="ext4")])
 def test_a_power_cut_during_recovery_also_converges(
     request: pytest.FixtureRequest, base: Path, model: str
 ) -> None:
@@ -291,9 +282,7 @@ def test_a_power_cut_during_recovery_also_converges(
     verdict(request, sweep, model)
 
 
-@pytest.mark.parametrize(
-    "model", [pytest.param(WEAK, id="weak", marks=WEAK_TODAY), pytest.param(EXT4, id="ext4")]
-)
+@pytest.mark.parametrize("model", [pytest.param(WEAK, id="weak"), pytest.param(EXT4, id="ext4")])
 def test_power_cut_states_of_a_larger_store_recover(
     request: pytest.FixtureRequest, base: Path, model: str
 ) -> None:
@@ -305,7 +294,7 @@ def test_power_cut_states_of_a_larger_store_recover(
 
 
 ALL_CASES = [
-    pytest.param(model, flags, id=f"{model}-{fid}", marks=WEAK_TODAY if model == WEAK else ())
+    pytest.param(model, flags, id=f"{model}-{fid}")
     for model in (WEAK, EXT4)
     for flags, fid in zip(FLAGS, FLAG_IDS, strict=True)
 ]
@@ -334,16 +323,7 @@ def test_power_cut_states_of_a_larger_store_recover_exhaustive(
     verdict(request, sweep, model)
 
 
-REDUNDANT_TODAY = pytest.mark.xfail(
-    strict=True,
-    reason="today the fsync of each anchor right after its staging dir's mkdir changes "
-    "nothing: no op inside a staging dir can land before its mkdir, and the anchors are "
-    "fsynced again after the moves",
-)
-
-
 @pytest.mark.exhaustive
-@REDUNDANT_TODAY
 @pytest.mark.parametrize("flags", [PLAIN, KEEP_DATA], ids=["plain", "keep-data"])
 def test_each_fsync_the_run_makes_is_needed(
     request: pytest.FixtureRequest, base: Path, flags: tuple[bool, bool]

@@ -15,7 +15,7 @@ import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from memtomem.uninstall.fsops import FsOps, PathArg
+from memtomem.uninstall.fsops import At, FsOps, PathArg
 
 RECORDED = frozenset({"mkdir", "create", "write", "fsync", "replace", "unlink", "rmdir", "chmod"})
 
@@ -89,10 +89,12 @@ class RecordingFs(FsOps):
         self.sink = sink
         self._data: bytes | None = None
 
-    def write_file(self, path: PathArg, data: bytes, mode: int = 0o600) -> None:
+    def write_file(
+        self, path: PathArg, data: bytes, mode: int = 0o600, *, at: At | None = None
+    ) -> None:
         self._data = data  # write_file is the only verb that writes bytes: catch them here
         try:
-            super().write_file(path, data, mode)
+            super().write_file(path, data, mode, at=at)
         finally:
             self._data = None
 

@@ -123,8 +123,10 @@ class Transaction:
         self._check_interrupt(self._primary().path)
 
     def _make_staging(self, anchor: Path, *, primary: bool) -> None:
-        """mkdir the run's staging dir in `anchor`, open both without following links, lock
-        it and make its name durable. Once made, it is the run's: rollback removes it."""
+        """mkdir the run's staging dir in `anchor`, open both without following links and lock
+        it. Once made, it is the run's: rollback removes it. (Its name needs no fsync of its
+        own: nothing inside it can reach the disk before it, and the anchors are synced before
+        the commit.)"""
         fs, name = self.fs, staging_name()
         path = anchor / name
         anchor_fd = self._guard("create", path, fs.open_dir, anchor)
@@ -137,7 +139,6 @@ class Transaction:
         self.stagings.append(staging)
         staging.fd = self._guard("create", path, fs.open_dir, name, at=staging.anchor_at)
         self._guard("lock", path, _lock, fs, staging)
-        self._guard("make durable", anchor, fs.fsync_dir, anchor, fd=anchor_fd)
 
     def _primary(self) -> Staging:
         return next(s for s in self.stagings if s.primary)
@@ -316,8 +317,11 @@ def finish(
         shares.delete_shares(roots, removal, stop=stop, progress=progress, mounts=mounts)
         if removal.stopped:
             return removal
+    dropped: list[Staging] = []
     for staging in _secondaries_first(stagings):
-        waiting = staging.primary and removal.error_count > 0
+        # The primary keeps its config until the other staging dirs are gone, durably: it
+        # names the database's dir, where recovery would look for them.
+        waiting = staging.primary and (removal.error_count > 0 or not _synced(fs, dropped))
         items = [rel for rel in staging.items if not (waiting and rel in CONFIG_NAMES)]
         before = removal.error_count
         _purge(fs, staging, items, removal, stop, progress, mounts)
@@ -327,6 +331,8 @@ def finish(
             continue  # the primary keeps its journal, and its config while others stay
         if drop(fs, staging) is None:
             removal.fail(str(staging.path), "could not be removed completely")
+        elif not staging.primary:
+            dropped.append(staging)
     if removal.error_count == 0 and state_dir is not None:
         try:
             fs.rmdir(state_dir)
@@ -336,6 +342,16 @@ def finish(
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 removal.fail(str(state_dir), exc.strerror or str(exc))
     return removal
+
+
+def _synced(fs: FsOps, dropped: list[Staging]) -> bool:
+    """Make the removal of these staging dirs durable (an fsync of each anchor)."""
+    try:
+        for staging in dropped:
+            fs.fsync_dir(staging.anchor, fd=staging.anchor_fd)
+    except OSError:
+        return False
+    return True
 
 
 def _purge(
