@@ -108,7 +108,12 @@ def test_keep_flags_decide_rows_and_moves(keep_config: bool, keep_data: bool) ->
     kept, anchors, remove_state_dir, files, size = FLAG_TABLE[keep_config, keep_data]
     plan = build_plan(inventory(), keep_config=keep_config, keep_data=keep_data)
     moves = tuple(m for group, ms in ALL_MOVES.items() if group not in kept for m in ms)
-    assert plan == Plan(moves, rows(kept), anchors, STATE, remove_state_dir, keep_config, keep_data)
+    # The custom DB dir, when its database moves, is the one anchor only the config names.
+    db_dirs = frozenset({DB_DIR} if DB_DIR in anchors else ())
+    expected = Plan(
+        moves, rows(kept), anchors, STATE, remove_state_dir, keep_config, keep_data, db_dirs
+    )
+    assert plan == expected
     assert (plan.files, plan.bytes) == (files, size)
 
 

@@ -56,6 +56,7 @@ class Plan:
     remove_state_dir: bool
     keep_config: bool
     keep_data: bool
+    db_dirs: frozenset[Path] = frozenset()  # anchors only the config names (not state/runtime)
 
     @property
     def files(self) -> int:
@@ -107,6 +108,8 @@ def build_plan(
     remove_state_dir = (
         state_dir_present and not inventory.unknown and not kept_any_in_state and not held_in_state
     )
+    fixed = {inventory.layout.state_dir, *inventory.layout.runtime_dirs}
+    db_dirs = frozenset(m.anchor for m in moves if m.group is Group.DATABASE) - fixed
     return Plan(
         tuple(moves),
         rows,
@@ -115,6 +118,7 @@ def build_plan(
         remove_state_dir,
         keep_config,
         keep_data,
+        db_dirs,
     )
 
 

@@ -104,6 +104,11 @@ class Scope:
         dirs = [self.state_dir, *(db.parent for db in self.db_paths), *self.runtime_dirs]
         return tuple(dict.fromkeys(dirs))
 
+    @property
+    def db_dirs(self) -> frozenset[Path]:
+        """The anchors only a config names (so a committed run keeps its config for them)."""
+        return frozenset(db.parent for db in self.db_paths) - {self.state_dir, *self.runtime_dirs}
+
     def stageable(self, anchor: Path, rel: str) -> bool:
         """Whether a run could have staged `rel` from `anchor`: one of memtomem's names."""
         parts = rel.split("/")
@@ -212,7 +217,7 @@ def _adopt_empty(found: _Scan) -> None:
 
 
 def _items(fs: FsOps, scope: Scope, staging: Staging) -> list[str]:
-    """What the staging dir holds that the run could have staged, in the order it stages."""
+    """What the staging dir holds that a run could have staged there (memtomem's names)."""
     items: list[str] = []
     for name in _names(fs, staging.at):
         if name in _RECORD:
@@ -251,13 +256,16 @@ def _find(fs: FsOps, scope: Scope) -> _Scan:
             if (st.st_dev, st.st_ino) in seen:
                 continue
             seen.add((st.st_dev, st.st_ino))
-            _find_in(fs, anchor, anchor_fd, trust.of_anchor(st), found)
+            by_config = anchor in scope.db_dirs
+            _find_in(fs, anchor, anchor_fd, trust.of_anchor(st), found, by_config)
         finally:
             os.close(anchor_fd)
     return found
 
 
-def _find_in(fs: FsOps, anchor: Path, anchor_fd: int, where: trust.Trust, found: _Scan) -> None:
+def _find_in(
+    fs: FsOps, anchor: Path, anchor_fd: int, where: trust.Trust, found: _Scan, by_config: bool
+) -> None:
     at = At(anchor_fd, str(anchor))
     for name in sorted(n for n in _names(fs, at) if n.startswith(STAGING_PREFIX)):
         path = anchor / name
@@ -282,6 +290,7 @@ def _find_in(fs: FsOps, anchor: Path, anchor_fd: int, where: trust.Trust, found:
         if staging is None:
             found.orphans.append(Orphan(path, anchor, kind))
             continue
+        staging.by_config = by_config
         holder = _live_holder(fs, staging)
         if holder is not None:
             staging.close()

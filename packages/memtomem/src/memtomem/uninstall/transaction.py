@@ -65,6 +65,7 @@ class Staging:
     fd: int
     primary: bool
     items: list[str]
+    by_config: bool = False  # its anchor is the database's dir, named only by the config
 
     @property
     def path(self) -> Path:
@@ -130,7 +131,7 @@ class Transaction:
         fs, name = self.fs, staging_name()
         path = anchor / name
         anchor_fd = self._guard("create", path, fs.open_dir, anchor)
-        staging = Staging(anchor, name, anchor_fd, -1, primary, [])
+        staging = Staging(anchor, name, anchor_fd, -1, primary, [], anchor in self.plan.db_dirs)
         try:
             self._guard("create", path, fs.mkdir, name, 0o700, at=staging.anchor_at)
         except StageFailed:
@@ -331,7 +332,7 @@ def finish(
             continue  # the primary keeps its journal, and its config while others stay
         if drop(fs, staging) is None:
             removal.fail(str(staging.path), "could not be removed completely")
-        elif not staging.primary:
+        elif staging.by_config:
             dropped.append(staging)
     if removal.error_count == 0 and state_dir is not None:
         try:
@@ -345,7 +346,8 @@ def finish(
 
 
 def _synced(fs: FsOps, dropped: list[Staging]) -> bool:
-    """Make the removal of these staging dirs durable (an fsync of each anchor)."""
+    """Make the removal of these staging dirs durable (an fsync of each anchor): those only
+    the config names, which the primary's config must outlive."""
     try:
         for staging in dropped:
             fs.fsync_dir(staging.anchor, fd=staging.anchor_fd)
