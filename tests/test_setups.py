@@ -19,8 +19,9 @@ from tests.support.cli import flag_args, invoke, invoke_json
 from tests.support.crash import forked, kill_hook, record
 from tests.support.faults import ScriptedFs
 from tests.support.names import STAGING
-from tests.support.snapshot import diff
+from tests.support.snapshot import diff, snapshot
 from tests.support.world import DEAD_PID, FLAG_IDS, FLAGS, World, digest, full_world, write
+from tests.test_fixture import REMAINING, extract
 
 
 def assert_tree(world: World, expected: dict[str, object], label: str) -> None:
@@ -236,3 +237,58 @@ def test_an_internal_error_is_exit_70_with_one_line_or_one_document(
     code, doc = invoke_json("-y", env=world.env)
     assert code == 0, doc["message"]
     assert_tree(world, world.expected(before, False, False), "the next run")
+
+
+# --- the same set-ups on the state the real memtomem 0.6.12 wrote -------------------------
+
+
+@pytest.mark.parametrize("how", ["dotdot", "relative", "symlinked-home-resolved-db"])
+def test_the_real_state_under_two_spellings_is_removed_once(
+    tmp_path: Path, how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fx = extract(tmp_path)
+    env = fx.env
+    if how == "dotdot":
+        env["HOME"] = str(fx.home / ".." / fx.home.name)
+    elif how == "relative":
+        monkeypatch.chdir(fx.root)
+        env["HOME"] = fx.home.name
+    else:
+        (fx.root / "link-home").symlink_to(fx.home)
+        env["HOME"] = str(fx.root / "link-home")
+        doc = json.loads((fx.state / "config.json").read_bytes())
+        doc.setdefault("storage", {})["sqlite_path"] = str(fx.db)  # the resolved spelling
+        write(fx.state / "config.json", json.dumps(doc), 0o600)
+    before = snapshot(fx.root)
+    code, doc = invoke_json("-y", env=env)
+    assert (code, doc["outcome"]) == (0, "removed"), doc["message"]
+    keep = REMAINING["plain"] | ({"link-home"} if how.startswith("symlinked") else set())
+    expected = {k: v for k, v in before.items() if k in keep}
+    assert snapshot(fx.root) == expected, "\n".join(diff(expected, snapshot(fx.root)))
+
+
+@pytest.mark.parametrize("flags", [FLAGS[0], FLAGS[2]], ids=["plain", "keep-data"])
+def test_the_real_database_moved_into_memories_goes_or_stays_with_it(
+    tmp_path: Path, flags: tuple[bool, bool]
+) -> None:
+    """0.6.12's own database, moved into memories/db/ and named there by its config."""
+    fx = extract(tmp_path)
+    inside = fx.state / "memories" / "db"
+    inside.mkdir()
+    for name in ("memtomem.db", "memtomem.db-wal", "memtomem.db-shm"):
+        os.replace(fx.state / name, inside / name)
+    doc = json.loads((fx.state / "config.json").read_bytes())
+    doc.setdefault("storage", {})["sqlite_path"] = str(inside / "memtomem.db")
+    write(fx.state / "config.json", json.dumps(doc), 0o600)
+    os.replace(fx.pid_file, fx.runtime / f"server-{digest(inside / 'memtomem.db')}.pid")
+    before = snapshot(fx.root)
+    code, out = invoke_json("-y", *flag_args(*flags), env=fx.env)
+    assert (code, out["outcome"]) == (0, "removed"), out["message"]
+    database = next(g for g in out["groups"] if g["group"] == "database")
+    assert (database["files"], database["kept"]) == (3, flags[1])
+    keep = set(REMAINING["plain"])
+    if flags[1]:  # memories stays, the database inside it too; config and the rest go
+        memories = [k for k in before if k.startswith("home/.memtomem/memories")]
+        keep |= {"home/.memtomem", *memories}
+    expected = {k: v for k, v in before.items() if k in keep}
+    assert snapshot(fx.root) == expected, "\n".join(diff(expected, snapshot(fx.root)))
