@@ -216,6 +216,18 @@ def stuck_after_config_staged(world: World) -> Rule:
     return rule
 
 
+def database_dir_unsyncable_after_commit(world: World) -> Rule:
+    """Once committed, the custom database's dir cannot be fsynced (EIO): its staging dir's
+    removal is not known to be durable, so the primary must keep its record."""
+    db_dir = str(world.db.parent)
+
+    def rule(op: str, t: str, calls: list[tuple[str, str]]) -> int | None:
+        committed = _since_commit(world, calls) is not None
+        return errno.EIO if op == "fsync" and t == db_dir and committed else None
+
+    return rule
+
+
 def barrier_unlink_fails(times: int) -> Callable[[World], Rule]:
     """Removing the lifecycle.lock the run created fails, `times` times (EBUSY)."""
 
@@ -312,6 +324,23 @@ def test_the_run_after_a_failed_rollback_removes_the_custom_database(tmp_path: P
     verdict = scripted(tmp_path, LAYOUTS["custom-db"], stuck_after_config_staged)
     assert verdict.reached and verdict.problems == [], str(verdict)
     assert (verdict.exit_code, verdict.follow_up) == (4, 0), str(verdict)
+
+
+@pytest.mark.parametrize("keep_config", [False, True], ids=["plain", "keep-config"])
+def test_an_unsynced_database_dir_keeps_the_primary_and_says_so(
+    tmp_path: Path, keep_config: bool
+) -> None:
+    """Found by the sampled matrix in CI: the run exited 0 with the primary staging dir
+    (its journal) left behind. It is a leftover (exit 5), and the next run finishes."""
+    world = LAYOUTS["custom-db"](tmp_path)
+    verdict = judge_world(
+        world,
+        Scenario("one-step", keep_config, False, "scripted", 0, False),
+        Scripted(database_dir_unsyncable_after_commit(world)),
+    )
+    assert verdict.reached and verdict.problems == [], str(verdict)
+    assert (verdict.exit_code, verdict.follow_up) == (5, 0), str(verdict)
+    assert str(world.db.parent) in verdict.run.output, verdict.run.output
 
 
 @pytest.mark.parametrize("times", [1, 9], ids=["once", "always"])

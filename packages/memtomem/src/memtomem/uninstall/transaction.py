@@ -322,7 +322,7 @@ def finish(
     for staging in _secondaries_first(stagings):
         # The primary keeps its config until the other staging dirs are gone, durably: it
         # names the database's dir, where recovery would look for them.
-        waiting = staging.primary and (removal.error_count > 0 or not _synced(fs, dropped))
+        waiting = staging.primary and (removal.error_count > 0 or not _synced(fs, dropped, removal))
         items = [rel for rel in staging.items if not (waiting and rel in CONFIG_NAMES)]
         before = removal.error_count
         _purge(fs, staging, items, removal, stop, progress, mounts)
@@ -345,14 +345,16 @@ def finish(
     return removal
 
 
-def _synced(fs: FsOps, dropped: list[Staging]) -> bool:
+def _synced(fs: FsOps, dropped: list[Staging], removal: Removal) -> bool:
     """Make the removal of these staging dirs durable (an fsync of each anchor): those only
-    the config names, which the primary's config must outlive."""
-    try:
-        for staging in dropped:
+    the config names, which the primary's config must outlive. A failure is the run's: the
+    primary then stays, and the next run finishes."""
+    for staging in dropped:
+        try:
             fs.fsync_dir(staging.anchor, fd=staging.anchor_fd)
-    except OSError:
-        return False
+        except OSError as exc:
+            removal.fail(str(staging.anchor), exc.strerror or str(exc))
+            return False
     return True
 
 
