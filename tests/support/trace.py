@@ -80,8 +80,8 @@ def load(text: str) -> Trace:
 class RecordingFs(FsOps):
     """The shipped seam, plus a record of each disk-changing op once it has succeeded.
 
-    With hooks installed the seam makes every call itself (no forked delete helper, no
-    bulk unlink), so the record is complete; `sink` also receives each op as it happens."""
+    With hooks installed the seam makes every call itself (no bulk unlink), so the record
+    is complete; `sink` also receives each op as it happens."""
 
     def __init__(self, sink: Callable[[Op], None] | None = None) -> None:
         super().__init__(retry_seconds=0.05)

@@ -8,13 +8,14 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 
-from memtomem.uninstall import shares, system, trust
+from memtomem.uninstall import system, trust
 from memtomem.uninstall.errors import Refused
 from memtomem.uninstall.fsops import FsOps, stat_entry
 from memtomem.uninstall.groups import STAGING_PREFIX, Group, classify, is_database_name
 from memtomem.uninstall.layout import DEFAULT_DB_NAME, Layout
 from memtomem.uninstall.printable import show
 from memtomem.uninstall.system import Mounts, is_mount
+from memtomem.uninstall.tree import TreeStats, measure
 from memtomem.uninstall.trust import PRIVATE, Trust
 
 
@@ -135,35 +136,22 @@ def _measured_all(
     db_paths: tuple[Path, ...],
     mounts: Mounts,
 ) -> list[_Measured]:
-    """Every entry of the state dir, classified; ours measured (the big trees in two
-    processes, mount points below counted as one entry, never entered), the rest stat-ed."""
-    classified = [(entry, classify(entry.name, db_paths)) for entry in found]
-    return _measured_many(fs, classified, anchor, mounts)
+    """Every entry of the state dir, classified; ours measured (mount points below counted
+    as one entry, never entered), the rest stat-ed."""
+    return [_measured(fs, e, anchor, classify(e.name, db_paths), mounts) for e in found]
 
 
-def _measured(fs: FsOps, entry: os.DirEntry[str], anchor: Path, group: Group) -> _Measured:
-    return _measured_many(fs, [(entry, group)], anchor)[0]
-
-
-def _measured_many(
+def _measured(
     fs: FsOps,
-    found: list[tuple[os.DirEntry[str], Group | None]],
+    entry: os.DirEntry[str],
     anchor: Path,
+    group: Group | None,
     mounts: Mounts = frozenset(),
-) -> list[_Measured]:
-    stated = [(entry, group, stat_entry(fs, entry)) for entry, group in found]
-    ours = [(entry.path, st) for entry, group, st in stated if group is not None]
-    totals = iter(shares.measure_roots(fs, ours, mounts))
-    out = []
-    for entry, group, st in stated:
-        files, size = (0, 0)
-        if group is not None:
-            t = next(totals)
-            files, size = t.files, t.bytes
-        out.append(
-            _Measured(Path(entry.path), anchor, group, st, files, size, is_mount(st, mounts))
-        )
-    return out
+) -> _Measured:
+    st = stat_entry(fs, entry)
+    totals = measure(fs, entry.path, st, mounts) if group is not None else TreeStats(0, 0)
+    path, mount = Path(entry.path), is_mount(st, mounts)
+    return _Measured(path, anchor, group, st, totals.files, totals.bytes, mount)
 
 
 def _as_entry(found: _Measured, role: Role = Role.PLAIN) -> Entry:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from memtomem.uninstall import journal as journal_io
-from memtomem.uninstall import shares, system
+from memtomem.uninstall import system
 from memtomem.uninstall.fsops import At, FsOps
 from memtomem.uninstall.groups import STAGING_PREFIX
 from memtomem.uninstall.journal import JOURNAL_NAME, TEMP_NAME, Journal, State
@@ -93,7 +93,6 @@ class Transaction:
     def __init__(self, fs: FsOps, plan: Plan, *, interrupted: Callable[[], int | None]):
         self.fs = fs
         self.interrupted = interrupted
-        self.files = plan.files
         self.plan = plan
         self.journal = Journal.new(items=len(plan.moves), remove_state_dir=plan.remove_state_dir)
         self.stagings: list[Staging] = []
@@ -172,9 +171,7 @@ class Transaction:
         """Delete the staging dirs of a run whose COMMITTED record is durable."""
         if self.journal.state is not State.COMMITTED:
             self.commit()
-        return finish(
-            self.fs, self.stagings, self.state_dir, stop=stop, progress=progress, files=self.files
-        )
+        return finish(self.fs, self.stagings, self.state_dir, stop=stop, progress=progress)
 
     def rollback(self) -> tuple[Unrestored, ...]:
         """Move everything back; return what could not be, in plan order."""
@@ -299,25 +296,13 @@ def finish(
     *,
     stop: Stop,
     progress: Progress | None = None,
-    files: int = 0,
 ) -> Removal:
     """Delete the items of every staging dir of a committed run, then the dirs. The primary
     goes last: while another keeps a leftover, the primary keeps its journal (the commit)
     and its staged config (which names the database's dir, where recovery finds the rest).
-    `files`: how many the plan counted (a large delete is first shared by two processes).
     `state_dir`: removed at the end if it is then empty."""
     removal = Removal()
     mounts = system.mount_points_below(str(s.path) for s in stagings)
-    if shares.worth_it(fs, files):
-        roots = [
-            (s.fd, str(s.path), rel)
-            for s in _secondaries_first(stagings)
-            for rel in s.items
-            if not (s.primary and rel in CONFIG_NAMES)  # left to the pass that knows if it may
-        ]
-        shares.delete_shares(roots, removal, stop=stop, progress=progress, mounts=mounts)
-        if removal.stopped:
-            return removal
     dropped: list[Staging] = []
     for staging in _secondaries_first(stagings):
         # The primary keeps its config until the other staging dirs are gone, durably: it
