@@ -2,10 +2,10 @@
 will take, from the rate seen so far. Pure: the CLI decides from it whether to show progress.
 
 The rates come from the delete rate of benchmarks/bench.py (stage, commit and delete in
-process, as a run does) on the project's 2-vCPU VM, root ext4 mounted with `discard`, with
-other test suites running: a small file took 51-156 us in the least loaded runs (more in
-larger trees), up to 700 us under heavy load, and 13-35 us on a quiet machine; a large file
-took 0.20-0.32 ms per MiB whatever the load. The estimate takes a middle of those.
+process, as a run does) on the project's 2-vCPU VM, root ext4 mounted with `discard`: a small
+file took 56-76 us (benchmarks/README.md), earlier runs 13-35 us on a quiet machine and up to
+700 us under heavy load; a large file took 0.20-0.32 ms per MiB whatever the load. The
+estimate takes a middle of those.
 """
 
 from __future__ import annotations
