@@ -162,7 +162,8 @@ def side_by_side(mm: str, src: Path, work: Path, rounds: int) -> dict[str, list[
     reversed every other round; the dry run reads the source, which it does not change."""
     samples: dict[str, list[Sample]] = {name: [] for name in COMMANDS}
     for r in range(rounds):
-        copies = {name: copy_state(src, work / f"r{r}-{i}") for i, name in enumerate(COMMANDS[:2])}
+        made = COMMANDS[:2] if r % 2 == 0 else COMMANDS[1::-1]  # the last copy is warmest
+        copies = {name: copy_state(src, work / f"r{r}-{name[:2]}") for name in made}
         for name in COMMANDS if r % 2 == 0 else COMMANDS[::-1]:
             root = copies.get(name, src)
             state, log = root / "home" / ".memtomem", work / f"r{r}-{name.replace(' ', '_')}.log"

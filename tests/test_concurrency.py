@@ -195,8 +195,8 @@ os._exit(0)
 
 
 def test_a_lock_held_by_the_child_of_a_dead_locker_names_no_dead_pid(tmp_path: Path) -> None:
-    """The run lock taken by a process that died while a child it forked holds it on (as a
-    helper outside Linux does): the kernel names the dead locker; the refusal names nobody
+    """The run lock taken by a process that died while a child it forked holds it on (the
+    child inherited the descriptor): the kernel names the dead locker; the refusal names nobody
     rather than a dead pid, and the run proceeds once the child is gone."""
     world = full_world(tmp_path)
     before = world.tree()

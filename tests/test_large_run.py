@@ -48,10 +48,14 @@ def start(world: World) -> subprocess.Popen[bytes]:
     )
 
 
+def staged_inbox(world: World, pid: int) -> Path:
+    return world.state / f"{STAGING}{pid}" / "memories" / "inbox"
+
+
 def deleting(proc: subprocess.Popen[bytes], world: World) -> bool:
     """Wait until the run has committed and unlinked some of the staged inbox; False if it
     ended first."""
-    inbox = world.state / f"{STAGING}{proc.pid}" / "memories" / "inbox"
+    inbox = staged_inbox(world, proc.pid)
     deadline = time.monotonic() + 60
     while proc.poll() is None and time.monotonic() < deadline:
         try:
@@ -65,19 +69,26 @@ def deleting(proc: subprocess.Popen[bytes], world: World) -> bool:
 
 def stopped_mid_delete(
     base: Path, signum: int
-) -> tuple[World, dict[str, Node], subprocess.Popen[bytes], bytes]:
-    """A real run sent `signum` (its whole process group) while it deletes: (world, tree
-    before, the run, its stdout). Tries again on a fresh world when a run ends first."""
+) -> tuple[World, dict[str, Node], subprocess.Popen[bytes], bytes, bytes]:
+    """A real run sent `signum` (its whole process group) while it deletes the staged inbox:
+    (world, tree before, the run, its stdout, its stderr). Tries again on a fresh world when
+    the signal came too late (the inbox was gone by then, or the run had ended)."""
     for attempt in range(5):
         world = big_world(base / f"try-{attempt}")
         before = world.tree()
         proc = start(world)
-        if deleting(proc, world):
-            os.killpg(proc.pid, signum)
-        out, _err = proc.communicate(timeout=60)
-        if proc.returncode != 0:
-            return world, before, proc, out
-    raise AssertionError(f"every run finished before signal {signum}")
+        try:
+            if deleting(proc, world):
+                os.killpg(proc.pid, signum)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.communicate()
+        inbox = staged_inbox(world, proc.pid)
+        if proc.returncode != 0 and inbox.is_dir() and any(inbox.iterdir()):
+            return world, before, proc, out, err
+    raise AssertionError(f"every run finished its inbox before signal {signum}")
 
 
 def next_run_finishes(world: World, before: dict[str, Node], stopped: int) -> None:
@@ -106,8 +117,8 @@ def test_ctrl_c_at_a_terminal_mid_delete_counts_exactly_and_the_next_run_finishe
     tmp_path: Path,
 ) -> None:
     """SIGINT to the whole process group: exit 130, and "removed" is exactly what is gone."""
-    world, before, proc, out = stopped_mid_delete(tmp_path, signal.SIGINT)
-    assert proc.returncode == 130, proc.stderr
+    world, before, proc, out, err = stopped_mid_delete(tmp_path, signal.SIGINT)
+    assert proc.returncode == 130, err
     doc = json.loads(out)
     assert (doc["outcome"], doc["exit_code"]) == ("interrupted", 130), doc
     left = [p for p in non_dirs(world.tree()) if not p.endswith(JOURNAL)]
@@ -118,7 +129,6 @@ def test_ctrl_c_at_a_terminal_mid_delete_counts_exactly_and_the_next_run_finishe
 
 
 def test_a_run_killed_mid_delete_is_finished_by_the_next_run(tmp_path: Path) -> None:
-    world, before, proc, _out = stopped_mid_delete(tmp_path, signal.SIGKILL)
-    assert proc.returncode == -signal.SIGKILL
-    assert (world.state / f"{STAGING}{proc.pid}").is_dir()
+    world, before, proc, _out, err = stopped_mid_delete(tmp_path, signal.SIGKILL)
+    assert proc.returncode == -signal.SIGKILL, err
     next_run_finishes(world, before, proc.pid)

@@ -137,18 +137,24 @@ def _measured_all(
     mounts: Mounts,
 ) -> list[_Measured]:
     """Every entry of the state dir, classified; ours measured (mount points below counted
-    as one entry, never entered), the rest stat-ed."""
-    return [_measured(fs, e, anchor, classify(e.name, db_paths), mounts) for e in found]
+    as one entry, never entered), the rest stat-ed. All are stat-ed first, right after the
+    listing: measuring a large tree takes seconds, in which a file may come and go."""
+    stated = [(e, classify(e.name, db_paths), stat_entry(fs, e)) for e in found]
+    return [_measured_stated(fs, e, anchor, group, st, mounts) for e, group, st in stated]
 
 
-def _measured(
+def _measured(fs: FsOps, entry: os.DirEntry[str], anchor: Path, group: Group) -> _Measured:
+    return _measured_stated(fs, entry, anchor, group, stat_entry(fs, entry))
+
+
+def _measured_stated(
     fs: FsOps,
     entry: os.DirEntry[str],
     anchor: Path,
     group: Group | None,
+    st: os.stat_result,
     mounts: Mounts = frozenset(),
 ) -> _Measured:
-    st = stat_entry(fs, entry)
     totals = measure(fs, entry.path, st, mounts) if group is not None else TreeStats(0, 0)
     path, mount = Path(entry.path), is_mount(st, mounts)
     return _Measured(path, anchor, group, st, totals.files, totals.bytes, mount)

@@ -3,7 +3,7 @@ will take, from the rate seen so far. Pure: the CLI decides from it whether to s
 
 The rates come from the delete rate of benchmarks/bench.py (stage, commit and delete in
 process, as a run does) on the project's 2-vCPU VM, root ext4 mounted with `discard`: a small
-file took 56-76 us (benchmarks/README.md), earlier runs 13-35 us on a quiet machine and up to
+file took 76 us (benchmarks/README.md), earlier runs 13-35 us on a quiet machine and up to
 700 us under heavy load; a large file took 0.20-0.32 ms per MiB whatever the load. The
 estimate takes a middle of those.
 """
