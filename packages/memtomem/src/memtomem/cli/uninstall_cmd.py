@@ -18,9 +18,10 @@ from memtomem.uninstall.fsops import FsOps
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from memtomem.uninstall.errors import Unrestored
     from memtomem.uninstall.outcome import Outcome, Prepared
     from memtomem.uninstall.signals import Deferred
-    from memtomem.uninstall.transaction import StageFailed, Unrestored
+    from memtomem.uninstall.transaction import StageFailed
     from memtomem.uninstall.tree import Progress, Removal
 
 # The seam the test launcher swaps: every filesystem call goes through this object.

@@ -17,6 +17,10 @@ class ExitCode(IntEnum):
     INTERNAL_ERROR = 70  # sysexits' EX_SOFTWARE: a bug, not an expected failure
 
 
+# An item a rollback could not move home: (where it is now, where it belongs).
+Unrestored = tuple[Path, Path]
+
+
 def signal_exit(signal: int) -> int:
     """The exit status of a run that signal N interrupted, as a shell reports one: 128+N."""
     return 128 + signal
@@ -53,5 +57,5 @@ class WipeFailed(UninstallError):
 
     exit_code = ExitCode.ROLLED_BACK
     signal: int | None = None
-    unrestored: tuple[tuple[Path, Path], ...] = ()  # (where it is now, where it belongs)
+    unrestored: tuple[Unrestored, ...] = ()
     commands: tuple[str, ...] = ()  # shell commands that put everything back

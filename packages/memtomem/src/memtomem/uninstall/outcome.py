@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from pathlib import Path
 
 from memtomem.uninstall.errors import (
     ExitCode,
     NotConfirmed,
     UninstallError,
+    Unrestored,
     WipeFailed,
     signal_exit,
 )
@@ -103,7 +103,7 @@ class Outcome:
     leftovers: tuple[tuple[str, str], ...] = ()
     leftover_count: int = 0
     restore: tuple[str, ...] = ()
-    unrestored: tuple[tuple[Path, Path], ...] = ()
+    unrestored: tuple[Unrestored, ...] = ()
     warnings: tuple[str, ...] = field(default=())
     dry_run: bool = False
     previewed: bool = False  # the report and the warnings were shown before the prompt

@@ -15,7 +15,7 @@ from memtomem.uninstall.journal import JOURNAL_NAME, TEMP_NAME
 from memtomem.uninstall.printable import quote
 
 if TYPE_CHECKING:
-    from memtomem.uninstall.transaction import Unrestored
+    from memtomem.uninstall.errors import Unrestored
 
 _RECORD = f"{JOURNAL_NAME}|{TEMP_NAME}"
 _EACH = 'for f in * .[!.]* ..?*; do [ -e "$f" ] || [ -L "$f" ] || continue; '

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from memtomem.uninstall import journal as journal_io
 from memtomem.uninstall import system, trust
+from memtomem.uninstall.errors import Unrestored
 from memtomem.uninstall.fsops import At, FsOps
 from memtomem.uninstall.groups import STAGING_PREFIX, classify, is_database_name
 from memtomem.uninstall.journal import JOURNAL_NAME, TEMP_NAME, Journal, State
@@ -28,7 +29,6 @@ from memtomem.uninstall.transaction import (
     SCAFFOLDS,
     Staging,
     Stop,
-    Unrestored,
     drop,
     finish,
     rollback,

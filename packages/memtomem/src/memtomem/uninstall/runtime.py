@@ -8,7 +8,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from memtomem.uninstall import system
+from memtomem.uninstall import system, trust
 from memtomem.uninstall.fsops import FsOps
 
 # memtomem's own rule, mirrored: this variable names the one runtime dir, but only while
@@ -28,7 +28,7 @@ def candidates(fs: FsOps, env: Mapping[str, str]) -> tuple[Path, ...]:
         return (Path(local) / "Temp" / "memtomem-0",)
     found = [Path(f"/tmp/memtomem-{uid}")]
     xdg = env.get("XDG_RUNTIME_DIR")
-    if xdg and _private_dir(fs, Path(xdg), uid):
+    if xdg and _private_dir(fs, Path(xdg)):
         found.append(Path(xdg) / "memtomem")
     found.append(Path(_tempdir(fs, env)) / f"memtomem-{uid}")
     found.append(Path(f"/run/user/{uid}/memtomem"))
@@ -58,9 +58,10 @@ def _is_dir(fs: FsOps, path: Path) -> bool:
         return False
 
 
-def _private_dir(fs: FsOps, path: Path, uid: int) -> bool:
+def _private_dir(fs: FsOps, path: Path) -> bool:
+    """Whether memtomem would use this dir: its rule for a runtime dir (trust.py)."""
     try:
         st = fs.lstat(path)
     except OSError:
         return False
-    return stat.S_ISDIR(st.st_mode) and st.st_uid == uid and not st.st_mode & 0o077
+    return trust.of_runtime_dir(st) is None

@@ -18,6 +18,7 @@ from typing import TypeVar
 
 from memtomem.uninstall import journal as journal_io
 from memtomem.uninstall import system
+from memtomem.uninstall.errors import Unrestored
 from memtomem.uninstall.fsops import At, FsOps
 from memtomem.uninstall.groups import STAGING_PREFIX
 from memtomem.uninstall.journal import JOURNAL_NAME, TEMP_NAME, Journal, State
@@ -46,11 +47,6 @@ class StageFailed(Exception):
 
 def staging_name(pid: int | None = None) -> str:
     return f"{STAGING_PREFIX}{os.getpid() if pid is None else pid}"
-
-
-Unrestored = tuple[
-    Path, Path
-]  # an item rollback could not move home: (where it is, where it belongs)
 
 
 @dataclass
